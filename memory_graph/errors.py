@@ -1,0 +1,75 @@
+"""Every error memory_graph raises on purpose.
+
+::
+
+    MemoryGraphError
+    ├── ConfigError (ValueError)          a setting or argument is wrong; the message says which
+    ├── InputError (ValueError)           an input (text, file, record) is unusable; says which and why
+    ├── ExtractionError                   the spaCy pipeline is missing or incompatible
+    ├── StoreError
+    │   ├── GraphStoreError               the relational store failed (wraps sqlalchemy errors)
+    │   │   └── SchemaOutOfDateError      the database is not at the migration head
+    │   └── VectorStoreError              Chroma failed (wraps chromadb errors)
+    └── NotFoundError (LookupError)       no such entity / document
+        ├── EntityNotFoundError
+        └── DocumentNotFoundError
+"""
+
+from __future__ import annotations
+
+
+class MemoryGraphError(Exception):
+    """Base for every error memory_graph raises on purpose."""
+
+
+class ConfigError(MemoryGraphError, ValueError):
+    """A setting or argument is invalid."""
+
+
+class InputError(MemoryGraphError, ValueError):
+    """An input (text, file, record) cannot be stored."""
+
+
+class ExtractionError(MemoryGraphError):
+    """The spaCy pipeline is missing, incompatible or failed."""
+
+
+class StoreError(MemoryGraphError):
+    """A store failed."""
+
+
+class GraphStoreError(StoreError):
+    """The relational store failed."""
+
+
+class SchemaOutOfDateError(GraphStoreError):
+    """The database schema is behind the code."""
+
+
+class VectorStoreError(StoreError):
+    """The vector store (Chroma) failed."""
+
+
+class NotFoundError(MemoryGraphError, LookupError):
+    """Something asked for by name or id does not exist."""
+
+    def __init__(self, kind: str, key: object, namespace: str | None = None) -> None:
+        self.kind = kind
+        self.key = key
+        self.namespace = namespace
+        where = f" in namespace {namespace!r}" if namespace is not None else ""
+        super().__init__(f"no {kind} {key!r}{where}")
+
+
+class EntityNotFoundError(NotFoundError):
+    """No entity matches the name."""
+
+    def __init__(self, key: object, namespace: str | None = None) -> None:
+        super().__init__("entity", key, namespace)
+
+
+class DocumentNotFoundError(NotFoundError):
+    """No document has the id."""
+
+    def __init__(self, key: object, namespace: str | None = None) -> None:
+        super().__init__("document", key, namespace)

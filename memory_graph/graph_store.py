@@ -1,0 +1,1513 @@
+"""The relational store: documents, chunks and the entity graph, on SQLite or PostgreSQL.
+
+All SQL and every dialect branch live here. Writes are idempotent (unique keys and upserts)
+and every read on the query path is a batched query, never one query per hit.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, create_engine, delete, event, func, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from memory_graph.errors import ConfigError, GraphStoreError, NotFoundError
+from memory_graph.extraction import EXTRACTOR_VERSION, Extraction, normalize_key
+from memory_graph.migrate import ensure_schema
+from memory_graph.records import EntityRef, RelationRef
+from memory_graph.schema import (
+    Chunk,
+    Document,
+    Entity,
+    EntityAlias,
+    EntityMerge,
+    Mention,
+    Relation,
+    RelationEvidence,
+)
+
+_BATCH = 400  # rows per multi-row statement (SQLite allows 32766 bound variables)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ChunkWrite:
+    """A chunk to store, with what extraction found in it (offsets relative to the chunk)."""
+
+    id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    content_hash: str
+    extraction: Extraction = field(default_factory=Extraction)
+
+
+@dataclass
+class DocumentWrite:
+    """A memory to store."""
+
+    id: str
+    namespace: str
+    doc_key: str
+    external_id: str | None
+    source: str | None
+    text: str
+    content_hash: str
+    metadata: dict[str, Any]
+    observed_at: datetime
+    chunks: list[ChunkWrite] = field(default_factory=list)
+
+
+@dataclass
+class WriteResult:
+    """What happened to one :class:`DocumentWrite`."""
+
+    document_id: str
+    created: bool  # False: an identical document was already stored (nothing written)
+    chunk_ids: list[str]
+    removed_chunk_ids: list[str]  # chunks of an earlier version, to drop from the vector index
+
+
+@dataclass
+class ChunkRow:
+    id: str
+    document_id: str
+    namespace: str
+    text: str
+    start: int
+    end: int
+    external_id: str | None
+    metadata: dict[str, Any]
+    observed_at: datetime | None
+
+
+@dataclass
+class DocumentRow:
+    id: str
+    namespace: str
+    external_id: str | None
+    chunk_ids: list[str]
+    deleted: bool
+
+
+class GraphStore:
+    """SQLAlchemy-backed store of documents, chunks, entities, mentions and relations.
+
+    Args:
+        engine: a SQLAlchemy engine (SQLite or PostgreSQL through psycopg 3).
+        auto_upgrade: bring the schema to head on open (the embedded default does); otherwise a
+            database that is behind raises :class:`SchemaOutOfDateError`.
+    """
+
+    def __init__(self, engine: Engine, *, auto_upgrade: bool = False) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        # SQLite has one writer at a time; serialise our writes instead of waiting on its lock.
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        with self._errors("opening the database"):
+            ensure_schema(engine, auto_upgrade=auto_upgrade)
+
+    @classmethod
+    def from_url(cls, url: str, *, auto_upgrade: bool = False) -> GraphStore:
+        return cls(create_store_engine(url), auto_upgrade=auto_upgrade)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Map SQLAlchemy errors to :class:`GraphStoreError` (the one place this happens)."""
+        try:
+            yield
+        except GraphStoreError:
+            raise
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            url = self.engine.url.render_as_string(hide_password=True)
+            raise GraphStoreError(f"{doing} failed on {url}: {reason}") from exc
+        except SQLAlchemyError as exc:
+            raise GraphStoreError(f"{doing} failed: {exc}") from exc
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[Connection]:
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self._errors(doing), self.engine.begin() as conn:
+                yield conn
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextmanager
+    def _read(self, doing: str) -> Iterator[Connection]:
+        with self._errors(doing), self.engine.connect() as conn:
+            yield conn
+
+    def _insert(self, table: Any) -> Any:
+        return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write_documents(self, docs: Sequence[DocumentWrite]) -> list[WriteResult]:
+        """Store documents, their chunks and their graph in one transaction.
+
+        A document whose ``(namespace, doc_key)`` is stored with the same content is left as it
+        is (``created=False``); one stored with other content is replaced.
+        """
+        if not docs:
+            return []
+        with self._write("storing documents") as conn:
+            existing = self._existing_documents(conn, docs)
+            results: list[WriteResult] = []
+            to_write: list[DocumentWrite] = []
+            removed: dict[str, list[str]] = {}
+            for doc in docs:
+                found = existing.get((doc.namespace, doc.doc_key))
+                if found is not None and found["content_hash"] == doc.content_hash and found["deleted_at"] is None:
+                    results.append(WriteResult(found["id"], False, found["chunk_ids"], []))
+                    continue
+                if found is not None:
+                    removed[doc.id] = found["chunk_ids"]
+                    self._remove_chunks(conn, found["chunk_ids"])
+                    doc.id = found["id"]
+                to_write.append(doc)
+                results.append(WriteResult(doc.id, True, [c.id for c in doc.chunks], removed.get(doc.id, [])))
+            # Two documents of one batch with the same key: the later one wins, as with add().
+            unique = list({(d.namespace, d.doc_key): d for d in to_write}.values())
+            if unique:
+                self._upsert_documents(conn, unique, existing)
+                self._insert_chunks(conn, unique)
+                self._write_graph(conn, unique)
+        return results
+
+    def _existing_documents(
+        self, conn: Connection, docs: Sequence[DocumentWrite]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        keys = list({(d.namespace, d.doc_key) for d in docs})
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for batch in _batches(keys):
+            rows = conn.execute(
+                select(
+                    Document.id, Document.namespace, Document.doc_key, Document.content_hash, Document.deleted_at
+                ).where(tuple_(Document.namespace, Document.doc_key).in_(batch))
+            ).all()
+            for row in rows:
+                found[(row.namespace, row.doc_key)] = {
+                    "id": row.id,
+                    "content_hash": row.content_hash,
+                    "deleted_at": row.deleted_at,
+                    "chunk_ids": [],
+                }
+        if found:
+            by_id = {v["id"]: v for v in found.values()}
+            for batch in _batches(list(by_id)):
+                for row in conn.execute(
+                    select(Chunk.id, Chunk.document_id).where(Chunk.document_id.in_(batch)).order_by(Chunk.ordinal)
+                ):
+                    by_id[row.document_id]["chunk_ids"].append(row.id)
+        return found
+
+    def _upsert_documents(
+        self, conn: Connection, docs: list[DocumentWrite], existing: dict[tuple[str, str], Any]
+    ) -> None:
+        now = utcnow()
+        new = [d for d in docs if (d.namespace, d.doc_key) not in existing]
+        if new:
+            for batch in _batches(new):
+                conn.execute(
+                    self._insert(Document),
+                    [
+                        {
+                            "id": d.id,
+                            "namespace": d.namespace,
+                            "doc_key": d.doc_key,
+                            "external_id": d.external_id,
+                            "source": d.source,
+                            "content_hash": d.content_hash,
+                            "text": d.text,
+                            "metadata": d.metadata,  # the column's name (the attribute is .meta)
+                            "observed_at": d.observed_at,
+                            "created_at": now,
+                            "deleted_at": None,
+                        }
+                        for d in batch
+                    ],
+                )
+        for d in docs:
+            if (d.namespace, d.doc_key) in existing:
+                conn.execute(
+                    update(Document)
+                    .where(Document.id == d.id)
+                    .values(
+                        text=d.text,
+                        content_hash=d.content_hash,
+                        meta=d.metadata,
+                        observed_at=d.observed_at,
+                        source=d.source,
+                        external_id=d.external_id,
+                        deleted_at=None,
+                    )
+                )
+
+    def _insert_chunks(self, conn: Connection, docs: list[DocumentWrite]) -> None:
+        rows = [
+            {
+                "id": c.id,
+                "document_id": d.id,
+                "namespace": d.namespace,
+                "ordinal": c.ordinal,
+                "start": c.start,
+                "end": c.end,
+                "text": c.text,
+                "content_hash": c.content_hash,
+                "indexed_at": None,
+            }
+            for d in docs
+            for c in d.chunks
+        ]
+        for batch in _batches(rows):
+            conn.execute(self._insert(Chunk), batch)
+            if self.dialect == "sqlite":
+                conn.execute(
+                    text("INSERT INTO chunks_fts (chunk_id, namespace, text) VALUES (:id, :namespace, :text)"),
+                    [{"id": r["id"], "namespace": r["namespace"], "text": r["text"]} for r in batch],
+                )
+
+    def _write_graph(self, conn: Connection, docs: list[DocumentWrite]) -> None:
+        # 1. entities: one upsert per distinct (namespace, label, key), counts summed.
+        entity_rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        aliases: dict[tuple[tuple[str, str, str], str], dict[str, Any]] = {}
+        for d in docs:
+            for c in d.chunks:
+                for e in c.extraction.entities:
+                    ekey = (d.namespace, e.label, e.key)
+                    row = entity_rows.get(ekey)
+                    if row is None:
+                        row = entity_rows[ekey] = {
+                            "namespace": d.namespace,
+                            "label": e.label,
+                            "key": e.key,
+                            "name": e.name[:255],
+                            "attributes": dict(e.attributes),
+                            "mention_count": 0,
+                            "first_seen": d.observed_at,
+                            "last_seen": d.observed_at,
+                        }
+                    row["mention_count"] += 1
+                    row["first_seen"] = min(row["first_seen"], d.observed_at)
+                    row["last_seen"] = max(row["last_seen"], d.observed_at)
+                    if not e.pronoun:  # "I"/"my" are not names of the speaker
+                        akey = normalize_key(e.text)
+                        alias = aliases.setdefault((ekey, akey), {"alias": e.text[:255], "alias_key": akey, "count": 0})
+                        alias["count"] += 1
+        entity_ids = self._upsert_entities(conn, list(entity_rows.values()))
+
+        alias_rows = [
+            {"entity_id": entity_ids[ekey], "namespace": ekey[0], **alias} for (ekey, _), alias in aliases.items()
+        ]
+        stmt = self._insert(EntityAlias)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["entity_id", "alias_key"], set_={"count": EntityAlias.count + stmt.excluded.count}
+        )
+        for batch in _batches(sorted(alias_rows, key=lambda r: (r["entity_id"], r["alias_key"]))):
+            conn.execute(stmt, batch)
+
+        # 2. mentions, 3. relations and their evidence.
+        mention_rows: list[dict[str, Any]] = []
+        relation_rows: dict[tuple[str, int, str, int], dict[str, Any]] = {}
+        evidence: list[tuple[tuple[str, int, str, int], dict[str, Any]]] = []
+        for d in docs:
+            for c in d.chunks:
+                ids = [entity_ids[(d.namespace, e.label, e.key)] for e in c.extraction.entities]
+                for e, eid in zip(c.extraction.entities, ids, strict=True):
+                    mention_rows.append(
+                        {
+                            "entity_id": eid,
+                            "chunk_id": c.id,
+                            "namespace": d.namespace,
+                            "text": e.text[:255],
+                            "start": c.start + e.start,
+                            "end": c.start + e.end,
+                            "sent_start": c.start + e.sent_start,
+                            "sent_end": c.start + e.sent_end,
+                        }
+                    )
+                for r in c.extraction.relations:
+                    rkey = (d.namespace, ids[r.source], r.predicate[:255], ids[r.target])
+                    row = relation_rows.get(rkey)
+                    if row is None:
+                        row = relation_rows[rkey] = {
+                            "namespace": d.namespace,
+                            "source_id": rkey[1],
+                            "predicate": rkey[2],
+                            "target_id": rkey[3],
+                            "count": 0,
+                            "confidence": 0.0,
+                            "extractor_version": EXTRACTOR_VERSION,
+                            "first_seen": d.observed_at,
+                            "last_seen": d.observed_at,
+                        }
+                    row["count"] += 1
+                    row["confidence"] = max(row["confidence"], r.confidence)
+                    row["first_seen"] = min(row["first_seen"], d.observed_at)
+                    row["last_seen"] = max(row["last_seen"], d.observed_at)
+                    evidence.append(
+                        (
+                            rkey,
+                            {
+                                "chunk_id": c.id,
+                                "namespace": d.namespace,
+                                "sentence": r.sentence,
+                                "start": c.start + r.sent_start,
+                                "end": c.start + r.sent_end,
+                                "confidence": r.confidence,
+                            },
+                        )
+                    )
+        stmt = self._insert(Mention).on_conflict_do_nothing(index_elements=["chunk_id", "entity_id", "start"])
+        for batch in _batches(mention_rows):
+            conn.execute(stmt, batch)
+
+        relation_ids = self._upsert_relations(conn, list(relation_rows.values()))
+        evidence_rows = [{"relation_id": relation_ids[rkey], **row} for rkey, row in evidence]
+        stmt = self._insert(RelationEvidence).on_conflict_do_nothing(
+            index_elements=["relation_id", "chunk_id", "start"]
+        )
+        for batch in _batches(evidence_rows):
+            conn.execute(stmt, batch)
+
+    def _upsert_entities(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], int]:
+        stmt = self._insert(Entity)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["namespace", "label", "key"],
+            set_={
+                "mention_count": Entity.mention_count + stmt.excluded.mention_count,
+                "first_seen": func.min(Entity.first_seen, stmt.excluded.first_seen)
+                if self.dialect == "sqlite"
+                else func.least(Entity.first_seen, stmt.excluded.first_seen),
+                "last_seen": func.max(Entity.last_seen, stmt.excluded.last_seen)
+                if self.dialect == "sqlite"
+                else func.greatest(Entity.last_seen, stmt.excluded.last_seen),
+            },
+        ).returning(Entity.id, Entity.namespace, Entity.label, Entity.key)
+        ids: dict[tuple[str, str, str], int] = {}
+        # Sorted, so concurrent writers lock rows in the same order (no deadlocks on PostgreSQL).
+        for batch in _batches(sorted(rows, key=lambda r: (r["namespace"], r["label"], r["key"]))):
+            for row in conn.execute(stmt.values(batch)):
+                ids[(row.namespace, row.label, row.key)] = row.id
+        return ids
+
+    def _upsert_relations(self, conn: Connection, rows: list[dict[str, Any]]) -> dict[tuple[str, int, str, int], int]:
+        stmt = self._insert(Relation)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["namespace", "source_id", "predicate", "target_id"],
+            set_={
+                "count": Relation.count + stmt.excluded.count,
+                "confidence": func.max(Relation.confidence, stmt.excluded.confidence)
+                if self.dialect == "sqlite"
+                else func.greatest(Relation.confidence, stmt.excluded.confidence),
+                "last_seen": func.max(Relation.last_seen, stmt.excluded.last_seen)
+                if self.dialect == "sqlite"
+                else func.greatest(Relation.last_seen, stmt.excluded.last_seen),
+            },
+        ).returning(Relation.id, Relation.namespace, Relation.source_id, Relation.predicate, Relation.target_id)
+        ids: dict[tuple[str, int, str, int], int] = {}
+        ordered = sorted(rows, key=lambda r: (r["namespace"], r["source_id"], r["predicate"], r["target_id"]))
+        for batch in _batches(ordered):
+            for row in conn.execute(stmt.values(batch)):
+                ids[(row.namespace, row.source_id, row.predicate, row.target_id)] = row.id
+        return ids
+
+    def _remove_chunks(self, conn: Connection, chunk_ids: list[str]) -> None:
+        """Delete chunks and everything derived from them, keeping graph counts true."""
+        if not chunk_ids:
+            return
+        for batch in _batches(chunk_ids):
+            mention_counts = conn.execute(
+                select(Mention.entity_id, func.count()).where(Mention.chunk_id.in_(batch)).group_by(Mention.entity_id)
+            ).all()
+            evidence_counts = conn.execute(
+                select(RelationEvidence.relation_id, func.count())
+                .where(RelationEvidence.chunk_id.in_(batch))
+                .group_by(RelationEvidence.relation_id)
+            ).all()
+            alias_counts = conn.execute(
+                select(Mention.entity_id, Mention.text, func.count())
+                .where(Mention.chunk_id.in_(batch))
+                .group_by(Mention.entity_id, Mention.text)
+            ).all()
+            conn.execute(delete(RelationEvidence).where(RelationEvidence.chunk_id.in_(batch)))
+            conn.execute(delete(Mention).where(Mention.chunk_id.in_(batch)))
+            if mention_counts:
+                conn.execute(
+                    update(Entity)
+                    .where(Entity.id == bindparam("eid"))
+                    .values(mention_count=Entity.mention_count - bindparam("n")),
+                    [{"eid": eid, "n": n} for eid, n in mention_counts],
+                )
+            if alias_counts:
+                conn.execute(
+                    update(EntityAlias)
+                    .where(and_(EntityAlias.entity_id == bindparam("eid"), EntityAlias.alias_key == bindparam("akey")))
+                    .values(count=EntityAlias.count - bindparam("n")),
+                    [{"eid": eid, "akey": normalize_key(alias), "n": n} for eid, alias, n in alias_counts],
+                )
+            if evidence_counts:
+                conn.execute(
+                    update(Relation)
+                    .where(Relation.id == bindparam("rid"))
+                    .values(count=Relation.count - bindparam("n")),
+                    [{"rid": rid, "n": n} for rid, n in evidence_counts],
+                )
+            if self.dialect == "sqlite":
+                conn.execute(
+                    text("DELETE FROM chunks_fts WHERE chunk_id IN :ids").bindparams(bindparam("ids", expanding=True)),
+                    {"ids": batch},
+                )
+            conn.execute(delete(Chunk).where(Chunk.id.in_(batch)))
+        # Whatever lost its last evidence goes: relations first, then entities nobody mentions.
+        conn.execute(
+            delete(RelationEvidence).where(
+                RelationEvidence.relation_id.in_(select(Relation.id).where(Relation.count <= 0))
+            )
+        )
+        conn.execute(delete(Relation).where(Relation.count <= 0))
+        conn.execute(delete(EntityAlias).where(EntityAlias.count <= 0))
+        self._delete_unmentioned_entities(conn)
+
+    def _delete_unmentioned_entities(self, conn: Connection) -> int:
+        orphans = select(Entity.id).where(Entity.mention_count <= 0)
+        conn.execute(delete(EntityAlias).where(EntityAlias.entity_id.in_(orphans)))
+        doomed = select(Relation.id).where(Relation.source_id.in_(orphans) | Relation.target_id.in_(orphans))
+        conn.execute(delete(RelationEvidence).where(RelationEvidence.relation_id.in_(doomed)))
+        conn.execute(delete(Relation).where(Relation.source_id.in_(orphans) | Relation.target_id.in_(orphans)))
+        return conn.execute(delete(Entity).where(Entity.mention_count <= 0)).rowcount or 0
+
+    def mark_indexed(self, chunk_ids: Sequence[str]) -> None:
+        """Record that the vectors of these chunks are confirmed written."""
+        if not chunk_ids:
+            return
+        now = utcnow()
+        with self._write("marking chunks indexed") as conn:
+            for batch in _batches(list(chunk_ids)):
+                conn.execute(update(Chunk).where(Chunk.id.in_(batch)).values(indexed_at=now))
+
+    def delete_document(self, document_id: str) -> DocumentRow | None:
+        """Delete a document's chunks and graph contributions; keep a tombstone row.
+
+        Returns the deleted document (with the chunk ids to remove from the vector index), or
+        ``None`` when there is no such live document.
+        """
+        with self._write("deleting a document") as conn:
+            row = conn.execute(
+                select(Document.id, Document.namespace, Document.external_id, Document.deleted_at).where(
+                    Document.id == document_id
+                )
+            ).first()
+            if row is None or row.deleted_at is not None:
+                return None
+            chunk_ids = list(conn.execute(select(Chunk.id).where(Chunk.document_id == document_id)).scalars())
+            self._remove_chunks(conn, chunk_ids)
+            conn.execute(update(Document).where(Document.id == document_id).values(deleted_at=utcnow(), text=""))
+        return DocumentRow(row.id, row.namespace, row.external_id, chunk_ids, True)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def document(self, document_id: str) -> DocumentRow | None:
+        with self._read("reading a document") as conn:
+            row = conn.execute(
+                select(Document.id, Document.namespace, Document.external_id, Document.deleted_at).where(
+                    Document.id == document_id
+                )
+            ).first()
+            if row is None:
+                return None
+            chunk_ids = list(
+                conn.execute(select(Chunk.id).where(Chunk.document_id == document_id).order_by(Chunk.ordinal)).scalars()
+            )
+        return DocumentRow(row.id, row.namespace, row.external_id, chunk_ids, row.deleted_at is not None)
+
+    def content_hashes(self, namespace: str, doc_keys: Sequence[str]) -> dict[str, str]:
+        """``doc_key -> content hash`` of the live documents among ``doc_keys``."""
+        found: dict[str, str] = {}
+        with self._read("looking up documents") as conn:
+            for batch in _batches(list(dict.fromkeys(doc_keys))):
+                rows = conn.execute(
+                    select(Document.doc_key, Document.content_hash).where(
+                        Document.namespace == namespace, Document.doc_key.in_(batch), Document.deleted_at.is_(None)
+                    )
+                )
+                found.update({r.doc_key: r.content_hash for r in rows})
+        return found
+
+    def document_ids_by_key(self, namespace: str, doc_keys: Sequence[str]) -> dict[str, str]:
+        """``doc_key -> document id`` for the live documents among ``doc_keys``."""
+        found: dict[str, str] = {}
+        with self._read("looking up documents") as conn:
+            for batch in _batches(list(doc_keys)):
+                rows = conn.execute(
+                    select(Document.doc_key, Document.id).where(
+                        Document.namespace == namespace, Document.doc_key.in_(batch), Document.deleted_at.is_(None)
+                    )
+                )
+                found.update({r.doc_key: r.id for r in rows})
+        return found
+
+    def chunks(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRow]:
+        """Chunk rows joined with their document, by id, in one query per batch."""
+        out: dict[str, ChunkRow] = {}
+        if not chunk_ids:
+            return out
+        with self._read("reading chunks") as conn:
+            for batch in _batches(list(dict.fromkeys(chunk_ids))):
+                rows = conn.execute(
+                    select(
+                        Chunk.id,
+                        Chunk.document_id,
+                        Chunk.namespace,
+                        Chunk.text,
+                        Chunk.start,
+                        Chunk.end,
+                        Document.external_id,
+                        Document.meta.label("meta"),
+                        Document.observed_at,
+                    )
+                    .join(Document, Document.id == Chunk.document_id)
+                    .where(Chunk.id.in_(batch))
+                )
+                for r in rows:
+                    out[r.id] = ChunkRow(
+                        r.id,
+                        r.document_id,
+                        r.namespace,
+                        r.text,
+                        r.start,
+                        r.end,
+                        r.external_id,
+                        dict(r.meta or {}),
+                        r.observed_at,
+                    )
+        return out
+
+    def chunks_to_index(self, chunk_ids: Sequence[str] | None = None, *, limit: int | None = None) -> list[ChunkRow]:
+        """Chunks whose vectors are not confirmed (all of them, or those among ``chunk_ids``)."""
+        with self._read("listing unindexed chunks") as conn:
+            query = select(Chunk.id).where(Chunk.indexed_at.is_(None)).order_by(Chunk.id)
+            if chunk_ids is not None:
+                query = query.where(Chunk.id.in_(list(chunk_ids)))
+            if limit is not None:
+                query = query.limit(limit)
+            ids = list(conn.execute(query).scalars())
+        rows = self.chunks(ids)
+        return [rows[i] for i in ids if i in rows]
+
+    def iter_chunk_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]:
+        """Every chunk id, in batches (for verify)."""
+        last = ""
+        while True:
+            with self._read("listing chunks") as conn:
+                ids = list(
+                    conn.execute(select(Chunk.id).where(Chunk.id > last).order_by(Chunk.id).limit(batch_size)).scalars()
+                )
+            if not ids:
+                return
+            yield ids
+            last = ids[-1]
+
+    def existing_chunk_ids(self, chunk_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._read("checking chunks") as conn:
+            for batch in _batches(list(chunk_ids)):
+                found.update(conn.execute(select(Chunk.id).where(Chunk.id.in_(batch))).scalars())
+        return found
+
+    def keyword_search(
+        self,
+        query: str,
+        *,
+        namespace: str,
+        limit: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[str, float]]:
+        """Chunks matching any query term, best first (BM25 on SQLite, ``ts_rank_cd`` on PostgreSQL)."""
+        terms = keyword_terms(query)
+        if not terms:
+            return []
+        params: dict[str, Any] = {"ns": namespace, "limit": limit}
+        time_filter = ""
+        if since is not None:
+            time_filter += " AND d.observed_at >= :since"
+            params["since"] = _bind_time(since, self.dialect)
+        if until is not None:
+            time_filter += " AND d.observed_at < :until"
+            params["until"] = _bind_time(until, self.dialect)
+        join = " JOIN chunks c ON c.id = {cid} JOIN documents d ON d.id = c.document_id" if time_filter else ""
+        if self.dialect == "sqlite":
+            params["q"] = " OR ".join(f'"{t}"' for t in terms)
+            sql = (
+                "SELECT f.chunk_id AS id, -bm25(chunks_fts) AS score FROM chunks_fts f"
+                + join.format(cid="f.chunk_id")
+                + " WHERE chunks_fts MATCH :q AND f.namespace = :ns"
+                + time_filter
+                + " ORDER BY bm25(chunks_fts) LIMIT :limit"
+            )
+        else:
+            params["q"] = " | ".join(terms)
+            sql = (
+                "SELECT c.id AS id, ts_rank_cd(c.tsv, q, 1) AS score FROM chunks c"
+                " JOIN documents d ON d.id = c.document_id, to_tsquery('english', :q) q"
+                " WHERE c.tsv @@ q AND c.namespace = :ns" + time_filter + " ORDER BY score DESC LIMIT :limit"
+            )
+        with self._read("keyword search") as conn:
+            return [(r.id, float(r.score)) for r in conn.execute(text(sql), params)]
+
+    def chunk_entities(self, chunk_ids: Sequence[str]) -> dict[str, list[EntityRef]]:
+        """The (canonical) entities mentioned in each chunk (one query)."""
+        out: dict[str, list[EntityRef]] = defaultdict(list)
+        if not chunk_ids:
+            return out
+        canon = Entity.__table__.alias("canon")
+        with self._read("reading chunk entities") as conn:
+            for batch in _batches(list(chunk_ids)):
+                rows = conn.execute(
+                    select(
+                        Mention.chunk_id, canon.c.id, canon.c.name, canon.c.label, func.min(Mention.start).label("pos")
+                    )
+                    .join(Entity, Entity.id == Mention.entity_id)
+                    .join(canon, canon.c.id == func.coalesce(Entity.merged_into, Entity.id))
+                    .where(Mention.chunk_id.in_(batch))
+                    .group_by(Mention.chunk_id, canon.c.id, canon.c.name, canon.c.label)
+                    .order_by(Mention.chunk_id, "pos")
+                )
+                for r in rows:
+                    out[r.chunk_id].append(EntityRef(r.id, r.name, r.label))
+        return out
+
+    def chunk_relations(self, chunk_ids: Sequence[str]) -> dict[str, list[RelationRef]]:
+        """The relations each chunk is evidence for, with that evidence (one query)."""
+        out: dict[str, list[RelationRef]] = defaultdict(list)
+        if not chunk_ids:
+            return out
+        source_raw, target_raw = Entity.__table__.alias("sr"), Entity.__table__.alias("tr")
+        source, target = Entity.__table__.alias("s"), Entity.__table__.alias("t")
+        with self._read("reading chunk relations") as conn:
+            for batch in _batches(list(chunk_ids)):
+                rows = conn.execute(
+                    select(
+                        RelationEvidence.chunk_id,
+                        RelationEvidence.sentence,
+                        Relation.id,
+                        Relation.predicate,
+                        Relation.confidence,
+                        source.c.id.label("sid"),
+                        source.c.name.label("sname"),
+                        source.c.label.label("slabel"),
+                        target.c.id.label("tid"),
+                        target.c.name.label("tname"),
+                        target.c.label.label("tlabel"),
+                    )
+                    .join(Relation, Relation.id == RelationEvidence.relation_id)
+                    .join(source_raw, source_raw.c.id == Relation.source_id)
+                    .join(target_raw, target_raw.c.id == Relation.target_id)
+                    .join(source, source.c.id == func.coalesce(source_raw.c.merged_into, source_raw.c.id))
+                    .join(target, target.c.id == func.coalesce(target_raw.c.merged_into, target_raw.c.id))
+                    .where(RelationEvidence.chunk_id.in_(batch))
+                    .order_by(
+                        RelationEvidence.chunk_id, RelationEvidence.start, Relation.confidence.desc(), Relation.id
+                    )
+                )
+                seen: set[tuple[str, int]] = set()
+                for r in rows:
+                    if (r.chunk_id, r.id) in seen:
+                        continue
+                    seen.add((r.chunk_id, r.id))
+                    out[r.chunk_id].append(
+                        RelationRef(
+                            r.id,
+                            EntityRef(r.sid, r.sname, r.slabel),
+                            r.predicate,
+                            EntityRef(r.tid, r.tname, r.tlabel),
+                            r.sentence,
+                            float(r.confidence),
+                        )
+                    )
+        return out
+
+    def find_entities(self, namespace: str, keys: Iterable[str]) -> list[dict[str, Any]]:
+        """Entities whose key or an alias key is among ``keys``, most mentioned first."""
+        keys = list(dict.fromkeys(k for k in keys if k))
+        if not keys:
+            return []
+        with self._read("looking up entities") as conn:
+            by_key = select(Entity.id).where(Entity.namespace == namespace, Entity.key.in_(keys))
+            by_alias = select(EntityAlias.entity_id).where(
+                EntityAlias.namespace == namespace, EntityAlias.alias_key.in_(keys), EntityAlias.count > 0
+            )
+            matched = select(func.coalesce(Entity.merged_into, Entity.id)).where(Entity.id.in_(by_key.union(by_alias)))
+            rows = conn.execute(
+                select(Entity).where(Entity.id.in_(matched)).order_by(Entity.mention_count.desc(), Entity.id)
+            )
+            return [_entity_dict(e) for e in rows]
+
+    def find_entities_fuzzy(
+        self, namespace: str, names: Iterable[str], *, min_ratio: float = 0.6, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Entities whose key starts or ends with a word of ``names`` and resembles the name
+        (``difflib`` ratio, or one key contains the other), best first. Catches "Bob" for
+        "Bob Smith" and "Acme Corp" for "Acme Corporation" without a full scan."""
+        import difflib
+
+        wanted = [normalize_key(n) for n in names if n and n.strip()]
+        words = sorted({w for n in wanted for w in n.split() if len(w) > 2})
+        if not words:
+            return []
+        clauses = []
+        for w in words:
+            escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(Entity.key.like(f"{escaped}%", escape="\\"))
+            clauses.append(Entity.key.like(f"% {escaped}", escape="\\"))
+        with self._read("matching entity names") as conn:
+            rows = [
+                _entity_dict(r)
+                for r in conn.execute(
+                    select(Entity)
+                    .where(Entity.namespace == namespace, Entity.merged_into.is_(None), or_(*clauses))
+                    .order_by(Entity.mention_count.desc(), Entity.id)
+                    .limit(limit * 4)
+                )
+            ]
+        scored = []
+        for row in rows:
+            best = max(
+                (1.0 if (n in row["key"] or row["key"] in n) else difflib.SequenceMatcher(None, n, row["key"]).ratio())
+                for n in wanted
+            )
+            if best >= min_ratio:
+                scored.append((best, row))
+        scored.sort(key=lambda pair: (-pair[0], -pair[1]["mention_count"], pair[1]["id"]))
+        return [row for _, row in scored[:limit]]
+
+    def find_dates(self, namespace: str, keys: Iterable[str]) -> list[dict[str, Any]]:
+        """DATE entities of the given date keys and the dates closest around them: a month
+        (``2025-03``) finds its days (``2025-03-13``), a day finds its month; a year finds only
+        itself (every date of a year would link almost every dated memory)."""
+        clauses = []
+        for key in dict.fromkeys(keys):
+            clauses.append(Entity.key == key)
+            if len(key) == 7 and key[4] == "-":  # month
+                clauses.append(Entity.key.like(f"{key}-%"))
+            elif len(key) == 10:  # day
+                clauses.append(Entity.key == key[:7])
+        if not clauses:
+            return []
+        with self._read("looking up dates") as conn:
+            return [
+                _entity_dict(r)
+                for r in conn.execute(
+                    select(Entity)
+                    .where(
+                        Entity.namespace == namespace,
+                        Entity.label == "DATE",
+                        Entity.merged_into.is_(None),
+                        or_(*clauses),
+                    )
+                    .order_by(Entity.key)
+                    .limit(100)
+                )
+            ]
+
+    def _members(self, conn: Connection, entity_ids: Sequence[int]) -> dict[int, int]:
+        """``entity id -> given id`` for the given (canonical) entities, the entities merged into
+        them, and their same-name siblings under another label (the NER calling one company ORG
+        in one memory and LOC in the next): the rows a name stands for at query time."""
+        ids = list(dict.fromkeys(entity_ids))
+        members = {i: i for i in ids}
+        for batch in _batches(ids):
+            given = select(Entity.namespace, Entity.key).where(Entity.id.in_(batch)).subquery()
+            rows = conn.execute(
+                select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key).join(
+                    given, and_(given.c.namespace == Entity.namespace, given.c.key == Entity.key)
+                )
+            ).all()
+            by_name: dict[tuple[str, str], int] = {}
+            for r in rows:
+                if r.id in members:
+                    by_name.setdefault((r.namespace, r.key), r.id)
+            for r in rows:
+                members.setdefault(r.id, by_name[(r.namespace, r.key)])
+            merged = list(members)
+            for r in conn.execute(select(Entity.id, Entity.merged_into).where(Entity.merged_into.in_(merged))):
+                members.setdefault(r.id, members[r.merged_into])
+        return members
+
+    def entity_details(self, entity_id: int, *, max_relations: int = 50, max_mentions: int = 50) -> dict[str, Any]:
+        """Aliases, relations (with evidence) and mentions of one entity and those merged into it."""
+        source_raw, target_raw = Entity.__table__.alias("sr"), Entity.__table__.alias("tr")
+        source, target = Entity.__table__.alias("s"), Entity.__table__.alias("t")
+        with self._read("reading an entity") as conn:
+            members = list(self._members(conn, [entity_id]))
+            aliases = list(
+                dict.fromkeys(
+                    conn.execute(
+                        select(EntityAlias.alias)
+                        .where(EntityAlias.entity_id.in_(members), EntityAlias.count > 0)
+                        .order_by(EntityAlias.count.desc(), EntityAlias.alias)
+                    ).scalars()
+                )
+            )
+            evidence = (
+                select(RelationEvidence.sentence)
+                .where(RelationEvidence.relation_id == Relation.id)
+                .order_by(RelationEvidence.id)
+                .limit(1)
+                .scalar_subquery()
+            )
+            relations = [
+                RelationRef(
+                    r.id,
+                    EntityRef(r.sid, r.sname, r.slabel),
+                    r.predicate,
+                    EntityRef(r.tid, r.tname, r.tlabel),
+                    r.evidence or "",
+                    float(r.confidence),
+                )
+                for r in conn.execute(
+                    select(
+                        Relation.id,
+                        Relation.predicate,
+                        Relation.confidence,
+                        evidence.label("evidence"),
+                        source.c.id.label("sid"),
+                        source.c.name.label("sname"),
+                        source.c.label.label("slabel"),
+                        target.c.id.label("tid"),
+                        target.c.name.label("tname"),
+                        target.c.label.label("tlabel"),
+                    )
+                    .join(source_raw, source_raw.c.id == Relation.source_id)
+                    .join(target_raw, target_raw.c.id == Relation.target_id)
+                    .join(source, source.c.id == func.coalesce(source_raw.c.merged_into, source_raw.c.id))
+                    .join(target, target.c.id == func.coalesce(target_raw.c.merged_into, target_raw.c.id))
+                    .where(Relation.source_id.in_(members) | Relation.target_id.in_(members))
+                    .order_by(Relation.count.desc(), Relation.confidence.desc(), Relation.id)
+                    .limit(max_relations)
+                )
+            ]
+            mentions = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(
+                        Mention.chunk_id,
+                        Chunk.document_id,
+                        Mention.text,
+                        Mention.start,
+                        Mention.end,
+                        Mention.sent_start,
+                        Mention.sent_end,
+                        Chunk.start.label("chunk_start"),
+                        Chunk.text.label("chunk_text"),
+                        Document.observed_at,
+                    )
+                    .join(Chunk, Chunk.id == Mention.chunk_id)
+                    .join(Document, Document.id == Chunk.document_id)
+                    .where(Mention.entity_id.in_(members))
+                    .order_by(Document.observed_at, Mention.start)
+                    .limit(max_mentions)
+                )
+            ]
+        return {"aliases": aliases, "relations": relations, "mentions": mentions}
+
+    def chunks_for_entities(
+        self,
+        namespace: str,
+        weights: dict[int, float],
+        *,
+        limit: int,
+        salient: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[str, float]]:
+        """Chunks mentioning the weighted (canonical) entities, ``(chunk_id, summed weight)``,
+        best first. With ``salient``, only mentions in a chunk's first sentence count: the
+        chunks that are *about* the entity rather than passing mentions."""
+        if not weights:
+            return []
+        with self._read("finding chunks of entities") as conn:
+            members = self._members(conn, list(weights))
+            weight = case(*[(Mention.entity_id == m, weights[c]) for m, c in members.items()], else_=0.0)
+            # A mention in the chunk's first sentence counts double: the chunk is about it.
+            first_sentence = case((Mention.sent_start == Chunk.start, 2.0), else_=1.0)
+            score = func.sum(weight * first_sentence)
+            query = (
+                select(Mention.chunk_id, score.label("score"))
+                .join(Chunk, Chunk.id == Mention.chunk_id)
+                .where(Mention.namespace == namespace, Mention.entity_id.in_(list(members)))
+                .group_by(Mention.chunk_id)
+                .order_by(score.desc(), Mention.chunk_id)
+                .limit(limit)
+            )
+            if salient:
+                query = query.where(Mention.sent_start == Chunk.start)
+            query = self._time_filtered(query, None, since, until)
+            return [(r.chunk_id, float(r.score)) for r in conn.execute(query)]
+
+    def neighbours(self, namespace: str, entity_ids: Sequence[int], *, fanout: int) -> list[dict[str, Any]]:
+        """Relations touching the (canonical) ``entity_ids``: at most ``fanout`` per entity,
+        strongest first, endpoints reported as canonical ids."""
+        if not entity_ids:
+            return []
+        strength = Relation.count * Relation.confidence
+        rows: list[dict[str, Any]] = []
+        with self._read("expanding the graph") as conn:
+            members = self._members(conn, entity_ids)
+            by_canonical: dict[int, list[int]] = defaultdict(list)
+            for member, canonical in members.items():
+                by_canonical[canonical].append(member)
+            others: set[int] = set()
+            for canonical, ids in by_canonical.items():
+                for r in conn.execute(
+                    select(Relation.id, Relation.source_id, Relation.target_id, Relation.predicate, strength.label("w"))
+                    .where(Relation.namespace == namespace, Relation.source_id.in_(ids) | Relation.target_id.in_(ids))
+                    .order_by(strength.desc(), Relation.id)
+                    .limit(fanout)
+                ):
+                    other = r.target_id if r.source_id in ids else r.source_id
+                    others.add(other)
+                    rows.append(
+                        {
+                            "relation_id": r.id,
+                            "from": canonical,
+                            "to": other,
+                            "predicate": r.predicate,
+                            "weight": float(r.w),
+                        }
+                    )
+            canon = dict(
+                conn.execute(
+                    select(Entity.id, func.coalesce(Entity.merged_into, Entity.id)).where(Entity.id.in_(list(others)))
+                ).all()
+            )
+        for row in rows:
+            row["to"] = canon.get(row["to"], row["to"])
+        return rows
+
+    def relations_among(self, namespace: str, entity_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Relations whose two ends are both among the (canonical) ``entity_ids``."""
+        if len(entity_ids) < 2:
+            return []
+        with self._read("reading relations among entities") as conn:
+            members = self._members(conn, entity_ids)
+            ids = list(members)
+            return [
+                {"relation_id": r.id, "from": members[r.source_id], "to": members[r.target_id], "weight": float(r.w)}
+                for r in conn.execute(
+                    select(Relation.id, Relation.source_id, Relation.target_id, (Relation.count * Relation.confidence).label("w"))
+                    .where(Relation.namespace == namespace, Relation.source_id.in_(ids), Relation.target_id.in_(ids))
+                )
+                if members[r.source_id] != members[r.target_id]
+            ]
+
+    def evidence_chunks(
+        self,
+        relation_ids: Sequence[int],
+        *,
+        limit: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[str, int]]:
+        """``(chunk_id, relation_id)`` pairs of the evidence for these relations."""
+        if not relation_ids:
+            return []
+        query = (
+            select(RelationEvidence.chunk_id, RelationEvidence.relation_id)
+            .where(RelationEvidence.relation_id.in_(list(dict.fromkeys(relation_ids))))
+            .order_by(RelationEvidence.confidence.desc(), RelationEvidence.id)
+            .limit(limit)
+        )
+        query = self._time_filtered(query, RelationEvidence.chunk_id, since, until)
+        with self._read("reading relation evidence") as conn:
+            return [(r.chunk_id, r.relation_id) for r in conn.execute(query)]
+
+    def chunk_mentions(
+        self, chunk_ids: Sequence[str], *, labels: Iterable[str] | None = None
+    ) -> dict[str, list[tuple[int, bool]]]:
+        """``chunk_id -> [(canonical entity id, in first sentence)]`` for these chunks (one query)."""
+        out: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        if not chunk_ids:
+            return out
+        canonical = func.coalesce(Entity.merged_into, Entity.id)
+        query = (
+            select(
+                Mention.chunk_id,
+                canonical.label("eid"),
+                func.max(case((Mention.sent_start == Chunk.start, 1), else_=0)).label("first"),
+            )
+            .join(Entity, Entity.id == Mention.entity_id)
+            .join(Chunk, Chunk.id == Mention.chunk_id)
+            .where(Mention.chunk_id.in_(list(chunk_ids)), Mention.text != "")
+            .group_by(Mention.chunk_id, canonical)
+        )
+        if labels is not None:
+            query = query.where(Entity.label.in_(list(labels)))
+        with self._read("reading chunk mentions") as conn:
+            for r in conn.execute(query):
+                out[r.chunk_id].append((int(r.eid), bool(r.first)))
+        return out
+
+    def entity_document_frequency(self, entity_ids: Sequence[int]) -> dict[int, int]:
+        """Chunks mentioning each (canonical) entity, for IDF weights."""
+        if not entity_ids:
+            return {}
+        with self._read("counting entity mentions") as conn:
+            members = self._members(conn, entity_ids)
+            counts: dict[int, int] = defaultdict(int)
+            for r in conn.execute(
+                select(Mention.entity_id, func.count(func.distinct(Mention.chunk_id)).label("n"))
+                .where(Mention.entity_id.in_(list(members)))
+                .group_by(Mention.entity_id)
+            ):
+                counts[members[r.entity_id]] += int(r.n)
+            return dict(counts)
+
+    def chunk_count(self, namespace: str) -> int:
+        with self._read("counting chunks") as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(Chunk).where(Chunk.namespace == namespace)).scalar_one()
+            )
+
+    @staticmethod
+    def _time_filtered(query: Any, chunk_column: Any, since: datetime | None, until: datetime | None) -> Any:
+        """Keep rows whose document was observed in ``[since, until)``; ``chunk_column=None``
+        when the query already joins ``chunks``."""
+        if since is None and until is None:
+            return query
+        if chunk_column is not None:
+            query = query.join(Chunk, Chunk.id == chunk_column)
+        query = query.join(Document, Document.id == Chunk.document_id)
+        if since is not None:
+            query = query.where(Document.observed_at >= since)
+        if until is not None:
+            query = query.where(Document.observed_at < until)
+        return query
+
+    # -- alias resolution (merges) ------------------------------------------------------------
+
+    def merge_entities(self, entity_id: int, into_id: int, *, reason: str) -> int:
+        """Make ``entity_id`` an alias of ``into_id`` (recorded, undoable); returns the merge id.
+
+        Raises:
+            ConfigError: the entities are the same, in different namespaces, or already merged.
+        """
+        with self._write("merging entities") as conn:
+            return self._merge(conn, entity_id, into_id, reason)
+
+    def _merge(self, conn: Connection, entity_id: int, into_id: int, reason: str) -> int:
+        rows = {
+            r.id: r
+            for r in conn.execute(
+                select(Entity.id, Entity.namespace, Entity.merged_into).where(Entity.id.in_([entity_id, into_id]))
+            )
+        }
+        if entity_id == into_id or len(rows) != 2:
+            raise ConfigError(f"cannot merge entity {entity_id} into {into_id}: both must exist and differ")
+        if rows[entity_id].namespace != rows[into_id].namespace:
+            raise ConfigError(f"cannot merge entities {entity_id} and {into_id} across namespaces")
+        if rows[entity_id].merged_into is not None or rows[into_id].merged_into is not None:
+            raise ConfigError(f"entity {entity_id} or {into_id} is already merged; undo that merge first")
+        # Entities already merged into the alias follow it to the new canonical entity.
+        conn.execute(update(Entity).where(Entity.merged_into == entity_id).values(merged_into=into_id))
+        conn.execute(update(Entity).where(Entity.id == entity_id).values(merged_into=into_id))
+        result = conn.execute(
+            self._insert(EntityMerge).returning(EntityMerge.id),
+            {
+                "namespace": rows[entity_id].namespace,
+                "entity_id": entity_id,
+                "into_id": into_id,
+                "reason": reason[:255],
+                "created_at": utcnow(),
+            },
+        )
+        return int(result.scalar_one())
+
+    def undo_merge(self, merge_id: int) -> None:
+        """Split a merged entity off again.
+
+        Raises:
+            NotFoundError: there is no such merge, or it was already undone.
+        """
+        with self._write("undoing a merge") as conn:
+            merge = conn.execute(
+                select(EntityMerge).where(EntityMerge.id == merge_id, EntityMerge.undone_at.is_(None))
+            ).first()
+            if merge is None:
+                raise NotFoundError("merge", merge_id)
+            conn.execute(
+                update(Entity)
+                .where(Entity.id == merge.entity_id, Entity.merged_into == merge.into_id)
+                .values(merged_into=None)
+            )
+            conn.execute(update(EntityMerge).where(EntityMerge.id == merge_id).values(undone_at=utcnow()))
+
+    def merges(self, namespace: str) -> list[dict[str, Any]]:
+        """The merges of a namespace, newest first, with both entities' names."""
+        alias, into = Entity.__table__.alias("a"), Entity.__table__.alias("i")
+        with self._read("listing merges") as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(
+                        EntityMerge.id,
+                        EntityMerge.entity_id,
+                        alias.c.name.label("entity_name"),
+                        EntityMerge.into_id,
+                        into.c.name.label("into_name"),
+                        EntityMerge.reason,
+                        EntityMerge.created_at,
+                        EntityMerge.undone_at,
+                    )
+                    .join(alias, alias.c.id == EntityMerge.entity_id)
+                    .join(into, into.c.id == EntityMerge.into_id)
+                    .where(EntityMerge.namespace == namespace)
+                    .order_by(EntityMerge.id.desc())
+                )
+            ]
+
+    def resolve_aliases(
+        self, namespace: str, keys: Iterable[tuple[str, str]], *, labels: Iterable[str] = ("PERSON", "ORG")
+    ) -> list[int]:
+        """Merge one-word names into the one longer name of the namespace they can only mean.
+
+        For each ``(label, key)`` touched by a write: a one-word entity ("bob") whose word starts
+        or ends exactly one longer entity of the same label ("bob smith") is merged into it; an
+        ambiguous one ("bob smith", "bob jones") is left alone. Returns the merge ids.
+        """
+        keys = set(keys)
+        wanted = {(label, key) for label, key in keys if label in set(labels)}
+        merges: list[int] = []
+        with self._write("resolving aliases") as conn:
+            # A proper noun the NER missed in one memory ("Vantage Robotics" as a CONCEPT) is the
+            # named entity another memory found, when exactly one named entity has that name.
+            for batch in _batches(sorted({key for _, key in keys})):
+                same_key: dict[str, list[Any]] = defaultdict(list)
+                for r in conn.execute(
+                    select(Entity.id, Entity.key, Entity.label).where(
+                        Entity.namespace == namespace, Entity.key.in_(batch), Entity.merged_into.is_(None)
+                    )
+                ):
+                    same_key[r.key].append(r)
+                for key, rows in same_key.items():
+                    named = [r for r in rows if r.label not in ("CONCEPT", "DATE", "TIME")]
+                    concepts = [r for r in rows if r.label == "CONCEPT"]
+                    if len(named) == 1 and concepts:
+                        for concept in concepts:
+                            merges.append(
+                                self._merge(conn, concept.id, named[0].id, f"same name as {named[0].label} '{key}'")
+                            )
+            short: set[tuple[str, str]] = set()
+            for label, key in wanted:
+                words = key.split()
+                if len(words) == 1:
+                    short.add((label, key))
+                elif len(words) > 1:
+                    short.update({(label, words[0]), (label, words[-1])})
+            for label, word in sorted(short):
+                if len(word) < 3:
+                    continue
+                alias = conn.execute(
+                    select(Entity.id).where(
+                        Entity.namespace == namespace,
+                        Entity.label == label,
+                        Entity.key == word,
+                        Entity.merged_into.is_(None),
+                    )
+                ).scalar()
+                if alias is None:
+                    continue
+                escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                candidates = list(
+                    conn.execute(
+                        select(Entity.id)
+                        .where(
+                            Entity.namespace == namespace,
+                            Entity.label == label,
+                            Entity.merged_into.is_(None),
+                            Entity.id != alias,
+                            Entity.key.like(f"{escaped} %", escape="\\") | Entity.key.like(f"% {escaped}", escape="\\"),
+                        )
+                        .limit(2)
+                    ).scalars()
+                )
+                if len(candidates) == 1:
+                    merges.append(
+                        self._merge(conn, alias, candidates[0], f"unique {label.lower()} name containing '{word}'")
+                    )
+        return merges
+
+    def stats(self, namespace: str | None = None) -> dict[str, int]:
+        """Row counts (live documents only), for one namespace or all."""
+        counts: dict[str, int] = {}
+        with self._read("counting rows") as conn:
+            for name, model, extra in (
+                ("documents", Document, Document.deleted_at.is_(None)),
+                ("chunks", Chunk, None),
+                ("entities", Entity, None),
+                ("relations", Relation, None),
+                ("mentions", Mention, None),
+            ):
+                query = select(func.count()).select_from(model)
+                if namespace is not None:
+                    query = query.where(model.namespace == namespace)
+                if extra is not None:
+                    query = query.where(extra)
+                counts[name] = int(conn.execute(query).scalar_one())
+        return counts
+
+    def entity_rows(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every entity (of one namespace or all), as dicts."""
+        query = select(Entity).order_by(Entity.namespace, Entity.id)
+        if namespace is not None:
+            query = query.where(Entity.namespace == namespace)
+        with self._read("reading entities") as conn:
+            return [_entity_dict(e) for e in conn.execute(query)]
+
+    def relation_rows(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every relation with its first evidence sentence, as dicts."""
+        evidence = (
+            select(RelationEvidence.sentence)
+            .where(RelationEvidence.relation_id == Relation.id)
+            .order_by(RelationEvidence.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = select(
+            Relation.id,
+            Relation.namespace,
+            Relation.source_id,
+            Relation.predicate,
+            Relation.target_id,
+            Relation.count,
+            Relation.confidence,
+            Relation.first_seen,
+            Relation.last_seen,
+            evidence.label("evidence"),
+        ).order_by(Relation.namespace, Relation.id)
+        if namespace is not None:
+            query = query.where(Relation.namespace == namespace)
+        with self._read("reading relations") as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def mention_rows(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every mention with its document and observation time, as dicts."""
+        query = (
+            select(
+                Mention.id,
+                Mention.namespace,
+                Mention.entity_id,
+                Mention.chunk_id,
+                Chunk.document_id,
+                Mention.text,
+                Mention.start,
+                Mention.end,
+                Document.observed_at,
+            )
+            .join(Chunk, Chunk.id == Mention.chunk_id)
+            .join(Document, Document.id == Chunk.document_id)
+            .order_by(Mention.namespace, Document.observed_at, Mention.id)
+        )
+        if namespace is not None:
+            query = query.where(Mention.namespace == namespace)
+        with self._read("reading mentions") as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def namespaces(self) -> list[str]:
+        with self._read("listing namespaces") as conn:
+            return list(conn.execute(select(Document.namespace).distinct().order_by(Document.namespace)).scalars())
+
+    # -- consistency -------------------------------------------------------------------------
+
+    def graph_problems(self) -> dict[str, int]:
+        """Counts of dangling rows and counters that disagree with the rows they count."""
+        with self._read("checking the graph") as conn:
+            dangling_mentions = conn.execute(
+                select(func.count())
+                .select_from(Mention)
+                .where(~Mention.chunk_id.in_(select(Chunk.id)) | ~Mention.entity_id.in_(select(Entity.id)))
+            ).scalar_one()
+            dangling_relations = (
+                conn.execute(
+                    select(func.count())
+                    .select_from(Relation)
+                    .where(
+                        ~Relation.source_id.in_(select(Entity.id))
+                        | ~Relation.target_id.in_(select(Entity.id))
+                        | ~Relation.id.in_(select(RelationEvidence.relation_id))
+                    )
+                ).scalar_one()
+                + conn.execute(
+                    select(func.count())
+                    .select_from(RelationEvidence)
+                    .where(
+                        ~RelationEvidence.chunk_id.in_(select(Chunk.id))
+                        | ~RelationEvidence.relation_id.in_(select(Relation.id))
+                    )
+                ).scalar_one()
+            )
+            orphan_entities = conn.execute(
+                select(func.count()).select_from(Entity).where(~Entity.id.in_(select(Mention.entity_id)))
+            ).scalar_one()
+            mention_totals = select(Mention.entity_id, func.count().label("n")).group_by(Mention.entity_id).subquery()
+            count_mismatches = conn.execute(
+                select(func.count())
+                .select_from(Entity)
+                .join(mention_totals, mention_totals.c.entity_id == Entity.id)
+                .where(mention_totals.c.n != Entity.mention_count)
+            ).scalar_one()
+        return {
+            "dangling_mentions": int(dangling_mentions),
+            "dangling_relations": int(dangling_relations),
+            "orphan_entities": int(orphan_entities),
+            "count_mismatches": int(count_mismatches),
+        }
+
+    def repair_graph(self) -> None:
+        """Remove dangling rows and recompute counters from the rows they count."""
+        with self._write("repairing the graph") as conn:
+            conn.execute(delete(Mention).where(~Mention.chunk_id.in_(select(Chunk.id))))
+            conn.execute(delete(Mention).where(~Mention.entity_id.in_(select(Entity.id))))
+            conn.execute(delete(RelationEvidence).where(~RelationEvidence.chunk_id.in_(select(Chunk.id))))
+            conn.execute(delete(RelationEvidence).where(~RelationEvidence.relation_id.in_(select(Relation.id))))
+            conn.execute(
+                update(Entity).values(
+                    mention_count=select(func.count())
+                    .select_from(Mention)
+                    .where(Mention.entity_id == Entity.id)
+                    .scalar_subquery()
+                )
+            )
+            conn.execute(
+                update(Relation).values(
+                    count=select(func.count())
+                    .select_from(RelationEvidence)
+                    .where(RelationEvidence.relation_id == Relation.id)
+                    .scalar_subquery()
+                )
+            )
+            conn.execute(delete(Relation).where(Relation.count <= 0))
+            self._delete_unmentioned_entities(conn)
+            if self.dialect == "sqlite":
+                conn.execute(text("DELETE FROM chunks_fts WHERE chunk_id NOT IN (SELECT id FROM chunks)"))
+                conn.execute(
+                    text(
+                        "INSERT INTO chunks_fts (chunk_id, namespace, text) SELECT id, namespace, text FROM chunks "
+                        "WHERE id NOT IN (SELECT chunk_id FROM chunks_fts)"
+                    )
+                )
+
+    # -- analysis (memory_graph.analysis) ----------------------------------------------------
+
+    def alias_rows(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every live alias (of one namespace or all), as dicts: ``entity_id``, ``alias``, ``alias_key``, ``count``."""
+        query = (
+            select(
+                EntityAlias.entity_id,
+                EntityAlias.namespace,
+                EntityAlias.alias,
+                EntityAlias.alias_key,
+                EntityAlias.count,
+            )
+            .where(EntityAlias.count > 0)
+            .order_by(EntityAlias.namespace, EntityAlias.entity_id, EntityAlias.count.desc(), EntityAlias.alias)
+        )
+        if namespace is not None:
+            query = query.where(EntityAlias.namespace == namespace)
+        with self._read("reading aliases") as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+
+def keyword_terms(query: str, *, max_terms: int = 32) -> list[str]:
+    """The query's words for keyword search: lower-cased, stop words dropped, deduplicated."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    words = [w.lower() for w in _TERM.findall(query)]
+    terms = [w for w in words if w not in STOP_WORDS and (len(w) > 1 or w.isdigit())]
+    return list(dict.fromkeys(terms or words))[:max_terms]
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+
+    Raises:
+        ConfigError: the URL is malformed or names a driver that is not installed.
+    """
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        safe = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+        raise ConfigError(
+            f"database URL {safe!r} is not usable ({exc.__class__.__name__}: {exc}); "
+            "expected sqlite:///PATH or postgresql+psycopg://USER@HOST/DB (pip install 'memory-graph[postgres]')"
+        ) from exc
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _bind_time(value: datetime, dialect: str) -> Any:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # Raw SQL bypasses the Timestamp type: match how SQLite stores it (naive UTC text).
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else value
+
+
+def _entity_dict(row: Any) -> dict[str, Any]:
+    e = row._mapping
+    return {
+        "id": e["id"],
+        "namespace": e["namespace"],
+        "label": e["label"],
+        "key": e["key"],
+        "name": e["name"],
+        "attributes": dict(e["attributes"] or {}),
+        "mention_count": e["mention_count"],
+        "first_seen": e["first_seen"],
+        "last_seen": e["last_seen"],
+    }
+
+
+def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

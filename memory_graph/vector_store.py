@@ -1,0 +1,280 @@
+"""The vector index: one Chroma record per chunk, id = chunk id.
+
+Chroma is an index that can always be rebuilt from the relational store. Embeddings are computed
+here with the bundled sentence-transformer (never Chroma's default ONNX model, which it would
+try to download); the same embedding function is registered with Chroma so a collection reopens
+in a new process and stays usable from plain Chroma code.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer
+from memory_graph.errors import ConfigError, VectorStoreError
+
+EMBEDDING_FUNCTION_NAME = "memory_graph_sentence_transformer"
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+_UPSERT_BATCH = 1000
+
+Embedder = Callable[[Sequence[str]], np.ndarray]
+
+
+class SentenceTransformerEmbedder:
+    """Normalised sentence-transformer embeddings, loaded on first use."""
+
+    def __init__(self, model_name: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 64) -> None:
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        model = load_sentence_transformer(self.model_name)
+        with self._lock:
+            return np.asarray(
+                model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True),
+                dtype=np.float32,
+            )
+
+
+def _chroma_embedding_function_class() -> type:
+    """Register (once) the Chroma embedding function that wraps our embedder."""
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+    from chromadb.utils.embedding_functions import register_embedding_function
+
+    global _EF_CLASS
+    if _EF_CLASS is not None:
+        return _EF_CLASS
+
+    @register_embedding_function
+    class MemoryGraphEmbeddingFunction(EmbeddingFunction[Documents]):
+        def __init__(self, model_name: str = DEFAULT_EMBEDDING_MODEL) -> None:
+            self.model_name = model_name
+            self._embed = SentenceTransformerEmbedder(model_name)
+
+        def __call__(self, input: Documents) -> Embeddings:
+            return list(self._embed(list(input)))
+
+        @staticmethod
+        def name() -> str:
+            return EMBEDDING_FUNCTION_NAME
+
+        def default_space(self) -> Any:
+            return "cosine"
+
+        def get_config(self) -> dict[str, Any]:
+            return {"model_name": self.model_name}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> MemoryGraphEmbeddingFunction:
+            return MemoryGraphEmbeddingFunction(config.get("model_name", DEFAULT_EMBEDDING_MODEL))
+
+    _EF_CLASS = MemoryGraphEmbeddingFunction
+    return _EF_CLASS
+
+
+_EF_CLASS: type | None = None
+
+
+class VectorStore:
+    """Chunk vectors in a Chroma collection.
+
+    Args:
+        client: a ``chromadb`` client (persistent, HTTP or ephemeral).
+        collection: the collection name.
+        embedder: texts → normalised vectors; the bundled MiniLM by default. Unit tests of store
+            logic may pass a deterministic one.
+        embedding_model: recorded in the collection so its records can be reused safely.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        collection: str = "memory_graph",
+        *,
+        embedder: Embedder | None = None,
+        embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    ) -> None:
+        if not _COLLECTION_NAME.match(collection) or ".." in collection:
+            raise ConfigError(
+                f"collection name {collection!r} is invalid: use 3-512 letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit"
+            )
+        self.client = client
+        self.name = collection
+        self.embedding_model = embedding_model
+        self.embed: Embedder = embedder or SentenceTransformerEmbedder(embedding_model)
+        ef_class = _chroma_embedding_function_class()
+        with self._errors(f"opening collection {collection!r}"):
+            self.collection = client.get_or_create_collection(
+                collection,
+                embedding_function=ef_class(embedding_model),
+                metadata={"hnsw:space": "cosine", "embedding_model": embedding_model},
+            )
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        path: Path | None = None,
+        host: str | None = None,
+        port: int = 8000,
+        collection: str = "memory_graph",
+        embedder: Embedder | None = None,
+        embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+    ) -> VectorStore:
+        """Open a persistent directory (``path``) or a Chroma server (``host``/``port``)."""
+        return cls(
+            make_chroma_client(path=path, host=host, port=port),
+            collection,
+            embedder=embedder,
+            embedding_model=embedding_model,
+        )
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Map Chroma errors to :class:`VectorStoreError` (the one place this happens)."""
+        from chromadb.errors import ChromaError
+
+        try:
+            yield
+        except (ChromaError, ValueError, OSError, RuntimeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+            raise VectorStoreError(f"{doing} failed in Chroma: {reason}") from exc
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+        *,
+        embeddings: np.ndarray | None = None,
+    ) -> None:
+        """Embed (unless ``embeddings`` are given) and upsert chunk records."""
+        if not ids:
+            return
+        vectors = embeddings if embeddings is not None else self.embed(texts)
+        with self._errors("writing vectors"):
+            for i in range(0, len(ids), _UPSERT_BATCH):
+                j = i + _UPSERT_BATCH
+                self.collection.upsert(
+                    ids=list(ids[i:j]),
+                    embeddings=np.asarray(vectors[i:j], dtype=np.float32),
+                    documents=list(texts[i:j]),
+                    metadatas=[_clean_metadata(m) for m in metadatas[i:j]],
+                )
+
+    def query(
+        self,
+        embedding: np.ndarray,
+        *,
+        namespace: str,
+        k: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[str, float]]:
+        """Nearest chunks of one namespace: ``(chunk_id, cosine similarity)``, best first."""
+        clauses: list[dict[str, Any]] = [{"namespace": namespace}]
+        if since is not None:
+            clauses.append({"observed_ts": {"$gte": _timestamp(since)}})
+        if until is not None:
+            clauses.append({"observed_ts": {"$lt": _timestamp(until)}})
+        where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        with self._errors("vector search"):
+            result = self.collection.query(
+                query_embeddings=np.asarray([embedding], dtype=np.float32),
+                n_results=max(1, k),
+                where=where,
+                include=["distances"],
+            )
+        ids = result["ids"][0] if result["ids"] else []
+        distances = result["distances"][0] if result.get("distances") else [0.0] * len(ids)
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with self._errors("deleting vectors"):
+            for i in range(0, len(ids), _UPSERT_BATCH):
+                self.collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self._errors("reading vector ids"):
+            for i in range(0, len(ids), _UPSERT_BATCH):
+                found.update(self.collection.get(ids=list(ids[i : i + _UPSERT_BATCH]), include=[])["ids"])
+        return found
+
+    def iter_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]:
+        """Every record id in the collection, in batches."""
+        offset = 0
+        while True:
+            with self._errors("listing vectors"):
+                ids = self.collection.get(include=[], limit=batch_size, offset=offset)["ids"]
+            if not ids:
+                return
+            yield list(ids)
+            offset += len(ids)
+
+    def count(self, namespace: str | None = None) -> int:
+        with self._errors("counting vectors"):
+            if namespace is None:
+                return int(self.collection.count())
+            return len(self.collection.get(where={"namespace": namespace}, include=[])["ids"])
+
+
+def make_chroma_client(*, path: Path | None = None, host: str | None = None, port: int = 8000) -> Any:
+    """A Chroma client with telemetry off: HTTP when ``host`` is set, else a persistent directory."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    # Chroma logs telemetry failures (there is no network) at error level; they mean nothing here.
+    logging.getLogger("chromadb.telemetry.product.posthog").setLevel(logging.CRITICAL)
+    settings = ChromaSettings(anonymized_telemetry=False)
+    try:
+        if host:
+            return chromadb.HttpClient(host=host, port=port, settings=settings)
+        if path is None:
+            raise ConfigError("a Chroma path or host is needed")
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except PermissionError as exc:
+        raise ConfigError(
+            f"Chroma directory {path} is not writable: {exc.strerror}; set MEMORY_GRAPH_DATA_DIR"
+        ) from exc
+    except ConfigError:
+        raise
+    except Exception as exc:  # chromadb raises plain Exception/ValueError subclasses for connection problems
+        where = f"server {host}:{port}" if host else f"directory {path}"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise VectorStoreError(f"cannot open Chroma {where}: {reason}") from exc
+
+
+def _timestamp(value: datetime) -> float:
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return value.timestamp()
+
+
+def chunk_metadata(*, namespace: str, document_id: str, observed_at: datetime | None) -> dict[str, Any]:
+    """The Chroma metadata of a chunk record (filters are pushed down on these)."""
+    meta: dict[str, Any] = {"namespace": namespace, "document_id": document_id}
+    if observed_at is not None:
+        meta["observed_ts"] = _timestamp(observed_at)
+    return meta
+
+
+def _clean_metadata(meta: dict[str, Any]) -> dict[str, Any]:
+    """Chroma accepts str/int/float/bool (and non-empty single-type lists); drop the rest."""
+    clean = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) and v is not None}
+    return clean or {"_": True}

@@ -1,0 +1,1 @@
+"""Alembic migrations of memory_graph (run them with ``memory-graph db upgrade``)."""
