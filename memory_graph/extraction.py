@@ -1,0 +1,512 @@
+"""Entities and relations from text with a spaCy pipeline (no LLM).
+
+Entities are the pipeline's named entities (statistical NER plus the rule entities of
+:mod:`memory_graph.rules`), salient noun phrases labelled ``CONCEPT``, and, when a ``speaker``
+is given, the speaker behind first-person pronouns. Relations come from dependency patterns
+between entity spans (subject-verb-object, verb + preposition, apposition, possessive, copula);
+named entities in one sentence with no pattern between them get a weak ``mentioned with`` edge.
+
+The patterns read both dependency schemes in use: Universal Dependencies (our shipped pipeline,
+trained on UD English-EWT) and ClearNLP (spaCy's published ``en_core_web_*`` pipelines).
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memory_graph.errors import ExtractionError
+from memory_graph.temporal import normalize_date
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc, Span, Token
+
+#: Stored on every relation row, so re-ingest can find edges made by an older extractor.
+EXTRACTOR_VERSION = "memory_graph.relations.v1"
+
+# Labels of other pipelines folded into ours (UNER's LOC covers places and countries).
+LABEL_MAP = {"PER": "PERSON", "GPE": "LOC", "LOCATION": "LOC", "ORGANIZATION": "ORG"}
+# Entity labels that are noise as graph nodes ("two", "first").
+SKIP_LABELS = {"CARDINAL", "ORDINAL", "QUANTITY"}
+NAMED_LABELS = {"PERSON", "ORG", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE"}
+CONCEPT = "CONCEPT"
+
+FIRST_PERSON = {"i", "me", "my", "mine", "myself"}
+SUBJECTS = {"nsubj", "nsubj:pass", "nsubjpass", "csubj"}
+OBJECTS = {"obj", "dobj", "iobj", "dative"}
+# Heads of noun phrases that carry no meaning on their own.
+WEAK_NOUNS = {
+    "thing", "things", "lot", "lots", "way", "time", "times", "one", "ones", "stuff", "bit", "kind",
+    "sort", "part", "something", "anything", "everything", "nothing", "someone", "anyone",
+    "everyone", "people", "day", "week", "month", "year", "today", "yesterday", "tomorrow", "%",
+}  # fmt: skip
+NP_MODIFIERS = {"compound", "amod", "flat", "nummod", "compound:prt", "nmod:npmod", "npadvmod"}
+
+CONFIDENCE = {"svo": 0.9, "passive": 0.85, "prep": 0.8, "copula": 0.8, "appos": 0.8, "poss": 0.7, "cooccur": 0.3}
+
+
+@dataclass(frozen=True)
+class ExtractedEntity:
+    """An entity mention; offsets are characters into the text given to the extractor."""
+
+    text: str
+    label: str
+    key: str
+    name: str  # the canonical name to store: the mention, or the speaker behind "I"/"my"
+    start: int
+    end: int
+    sent_start: int
+    sent_end: int
+    pronoun: bool = False  # a first-person pronoun standing for the speaker
+    attributes: dict[str, str] = field(default_factory=dict, compare=False)  # e.g. a DATE's resolved value
+
+
+@dataclass(frozen=True)
+class ExtractedRelation:
+    """A directed relation between two entities of the same :class:`Extraction` (by index)."""
+
+    source: int
+    predicate: str
+    target: int
+    pattern: str
+    confidence: float
+    sentence: str
+    sent_start: int
+    sent_end: int
+
+
+@dataclass
+class Extraction:
+    """What the pipeline found in one text."""
+
+    entities: list[ExtractedEntity] = field(default_factory=list)
+    relations: list[ExtractedRelation] = field(default_factory=list)
+
+
+def normalize_key(name: str) -> str:
+    """The matching key of a name: NFKC, case-folded, no leading article or possessive, single spaces.
+
+    >>> normalize_key("  The  Acme Corp.'s ")
+    'acme corp'
+    """
+    text = unicodedata.normalize("NFKC", name).casefold().strip()
+    for suffix in ("'s", "’s", "'"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    words = "".join(ch if ch.isalnum() or ch in "@.-_+&" else " " for ch in text).split()
+    if len(words) > 1 and words[0] in ("the", "a", "an"):
+        words = words[1:]
+    return " ".join(words).strip(".-_")[:255] or text[:255]
+
+
+def normalize_label(label: str) -> str:
+    return LABEL_MAP.get(label, label)
+
+
+def bundled_model_path(name: str) -> Path | None:
+    """The directory of a pipeline shipped in this repository's ``models/``, if there is one."""
+    for root in (Path(__file__).resolve().parent / "_models", Path(__file__).resolve().parents[1] / "models"):
+        if (root / name / "config.cfg").is_file():
+            return root / name
+    return None
+
+
+def load_pipeline(name: str) -> Language:
+    """Load a spaCy pipeline by package name or path; shipped pipelines in ``models/`` by name.
+
+    Raises:
+        ExtractionError: the pipeline is not installed, cannot be loaded, or lacks what
+            extraction needs (named entities and a dependency parse).
+    """
+    import spacy
+
+    path = bundled_model_path(name) if not Path(name).expanduser().exists() else Path(name).expanduser()
+    target: str | Path = path if path is not None else name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # version notes of third-party pipelines; we check below
+            nlp = spacy.load(target)
+    except OSError as exc:
+        raise ExtractionError(
+            f"spaCy pipeline {name!r} is not installed or not a pipeline directory; "
+            "set MEMORY_GRAPH_SPACY_MODEL to an installed pipeline name or a path "
+            "(default: en_memory_graph, shipped in models/)"
+        ) from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExtractionError(
+            f"spaCy pipeline {name!r} cannot be loaded by spaCy {spacy.__version__} ({exc}); "
+            "install a pipeline built for this spaCy version or set MEMORY_GRAPH_SPACY_MODEL"
+        ) from exc
+    if nlp.lang != "en":
+        raise ExtractionError(f"spaCy pipeline {name!r} is for language {nlp.lang!r}; memory_graph needs English")
+    if "ner" not in nlp.pipe_names or "parser" not in nlp.pipe_names:
+        raise ExtractionError(
+            f"spaCy pipeline {name!r} has components {nlp.pipe_names}; extraction needs 'ner' and 'parser'"
+        )
+    if not any(pipe == "entity_ruler" or pipe.endswith("_rules") for pipe in nlp.pipe_names):
+        from memory_graph.rules import add_entity_ruler
+
+        add_entity_ruler(nlp)
+    return nlp
+
+
+class Extractor:
+    """Runs the spaCy pipeline and turns its analysis into entities and relations.
+
+    Safe to share between threads: calls into the pipeline are serialised.
+
+    Example:
+        >>> extractor = Extractor.load("en_memory_graph")  # doctest: +SKIP
+        >>> extractor.extract("Alice joined Acme in Berlin.").relations  # doctest: +SKIP
+    """
+
+    version = EXTRACTOR_VERSION
+
+    def __init__(self, nlp: Language, *, max_cooccurring: int = 6) -> None:
+        self.nlp = nlp
+        self.max_cooccurring = max_cooccurring
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, name: str) -> Extractor:
+        return cls(load_pipeline(name))
+
+    def extract(self, text: str, *, speaker: str | None = None, observed_at: datetime | None = None) -> Extraction:
+        """Extract entities and relations from one text.
+
+        Args:
+            text: the text.
+            speaker: who said it; "I", "me", "my" then stand for this person.
+            observed_at: when it was said or written; relative dates ("yesterday") resolve against it.
+        """
+        return self.extract_many([text], speakers=[speaker], observed=[observed_at])[0]
+
+    def extract_many(
+        self,
+        texts: Sequence[str],
+        *,
+        speakers: Sequence[str | None] | None = None,
+        observed: Sequence[datetime | None] | None = None,
+        batch_size: int = 64,
+    ) -> list[Extraction]:
+        """Extract from many texts through ``nlp.pipe`` (the batch path)."""
+        speakers = list(speakers) if speakers is not None else [None] * len(texts)
+        observed = list(observed) if observed is not None else [None] * len(texts)
+        with self._lock:
+            docs = list(self.nlp.pipe(texts, batch_size=batch_size))
+        return [
+            self.from_doc(doc, speaker=speaker, observed_at=when)
+            for doc, speaker, when in zip(docs, speakers, observed, strict=True)
+        ]
+
+    def parse(self, text: str) -> Doc:
+        """The pipeline's analysis of ``text`` (used for linking queries to entities)."""
+        with self._lock:
+            return self.nlp(text)
+
+    def from_doc(self, doc: Doc, *, speaker: str | None = None, observed_at: datetime | None = None) -> Extraction:
+        """Turn an analysed ``Doc`` into an :class:`Extraction`."""
+        return _DocExtraction(doc, speaker, observed_at, self.max_cooccurring).run()
+
+
+class _DocExtraction:
+    """One document's extraction; keeps the token → entity map the patterns need."""
+
+    def __init__(self, doc: Doc, speaker: str | None, observed_at: datetime | None, max_cooccurring: int) -> None:
+        self.doc = doc
+        self.speaker = speaker.strip() if speaker and speaker.strip() else None
+        self.observed_at = observed_at
+        self.max_cooccurring = max_cooccurring
+        self.result = Extraction()
+        self.token_entity: dict[int, int] = {}
+        self.seen: set[tuple[int, str, int]] = set()
+
+    def run(self) -> Extraction:
+        self._named_entities()
+        self._speaker_mentions()
+        self._concepts()
+        for sent in self.doc.sents:
+            self._relations(sent)
+        return self.result
+
+    # -- entities -------------------------------------------------------------------------
+
+    def _add_entity(
+        self,
+        span: Span,
+        label: str,
+        *,
+        key: str | None = None,
+        name: str | None = None,
+        pronoun: bool = False,
+        attributes: dict[str, str] | None = None,
+    ) -> int:
+        sent = span.sent
+        index = len(self.result.entities)
+        self.result.entities.append(
+            ExtractedEntity(
+                text=span.text,
+                label=label,
+                key=key or normalize_key(name or span.text),
+                name=name or span.text,
+                start=span.start_char,
+                end=span.end_char,
+                sent_start=sent.start_char,
+                sent_end=sent.end_char,
+                pronoun=pronoun,
+                attributes=attributes or {},
+            )
+        )
+        for token in span:
+            self.token_entity[token.i] = index
+        return index
+
+    def _named_entities(self) -> None:
+        for ent in self.doc.ents:
+            label = normalize_label(ent.label_)
+            if label in SKIP_LABELS or not normalize_key(ent.text):
+                continue
+            # Trim a leading article or trailing possessive the NER sometimes includes.
+            span = ent
+            while len(span) > 1 and span[0].lower_ in ("the", "a", "an"):
+                span = span[1:]
+            while len(span) > 1 and (span[-1].tag_ == "POS" or span[-1].text in ("'s", "’s")):
+                span = span[:-1]
+            if label == "DATE" and (value := normalize_date(span.text, self.observed_at)) is not None:
+                # "last May" said in June 2025 and "May 2025" are one entity: 2025-05.
+                attributes = {"date": value.key, "granularity": value.granularity}
+                self._add_entity(span, label, key=value.key, name=value.key, attributes=attributes)
+            else:
+                self._add_entity(span, label)
+
+    def _speaker_mentions(self) -> None:
+        if self.speaker is None:
+            return
+        for token in self.doc:
+            if token.lower_ in FIRST_PERSON and token.i not in self.token_entity and token.pos_ in ("PRON", "DET", ""):
+                self._add_entity(self.doc[token.i : token.i + 1], "PERSON", name=self.speaker, pronoun=True)
+
+    def _concepts(self) -> None:
+        for token in self.doc:
+            if token.i in self.token_entity or token.pos_ not in ("NOUN", "PROPN"):
+                continue
+            if token.dep_ in ("compound", "flat", "fixed") and token.head.pos_ in ("NOUN", "PROPN"):
+                continue  # part of a larger phrase, handled at its head
+            if token.lower_ in WEAK_NOUNS or token.is_stop or (not token.is_alpha and not token.text.isalnum()):
+                continue
+            if token.like_num or token.like_url or token.like_email or len(token.text) < 2:
+                continue
+            left = token.i
+            for child in sorted(token.lefts, key=lambda t: -t.i):
+                if child.i == left - 1 and child.dep_ in NP_MODIFIERS and child.i not in self.token_entity:
+                    if child.is_stop or not (child.is_alpha or child.text.isalnum()):
+                        break
+                    left = child.i
+                else:
+                    break
+            right = token.i + 1
+            for child in token.rights:
+                if child.i == right and child.dep_ in ("flat", "compound") and child.i not in self.token_entity:
+                    right = child.i + 1
+            span = self.doc[left:right]
+            # Key on the lemma ("coffee shops" and "coffee shop" are one concept).
+            lemma = " ".join([t.lower_ for t in span[:-1]] + [span[-1].lemma_.lower() or span[-1].lower_])
+            self._add_entity(span, CONCEPT, key=normalize_key(lemma))
+
+    # -- relations ------------------------------------------------------------------------
+
+    def _entity_of(self, token: Token) -> list[int]:
+        """Entities a dependency argument stands for: its own, or those of its conjuncts."""
+        found = []
+        for candidate in [token, *[c for c in token.children if c.dep_ == "conj"]]:
+            index = self.token_entity.get(candidate.i)
+            if index is None:
+                # "the city of Paris", "the CEO Bob": take a flat/appos/compound name under it.
+                for child in candidate.children:
+                    if child.dep_ in ("flat", "appos", "compound", "nmod") and child.i in self.token_entity:
+                        index = self.token_entity[child.i]
+                        break
+            if index is not None and index not in found:
+                found.append(index)
+        return found
+
+    def _add_relation(self, sources: list[int], predicate: str, targets: list[int], pattern: str, sent: Span) -> None:
+        predicate = " ".join(predicate.lower().split())
+        if not predicate:
+            return
+        for source in sources:
+            for target in targets:
+                if source == target or self.result.entities[source].key == self.result.entities[target].key:
+                    continue
+                if (source, predicate, target) in self.seen:
+                    continue
+                self.seen.add((source, predicate, target))
+                self.result.relations.append(
+                    ExtractedRelation(
+                        source=source,
+                        predicate=predicate,
+                        target=target,
+                        pattern=pattern,
+                        confidence=CONFIDENCE[pattern],
+                        sentence=sent.text,
+                        sent_start=sent.start_char,
+                        sent_end=sent.end_char,
+                    )
+                )
+
+    def _relations(self, sent: Span) -> None:
+        linked: set[frozenset[int]] = set()
+        before = len(self.result.relations)
+        for token in sent:
+            if token.pos_ in ("VERB", "AUX") or token.dep_ == "ROOT" or any(c.dep_ == "cop" for c in token.children):
+                self._verb_patterns(token, sent)
+            if token.dep_ == "appos":
+                self._copula(self._entity_of(token.head), token, "", sent, pattern="appos")
+            if token.dep_ in ("nmod:poss", "poss"):
+                self._possessive(token, sent)
+            if token.pos_ in ("NOUN", "PROPN") and token.i in self.token_entity:
+                self._noun_modifier(token, sent)
+        for rel in self.result.relations[before:]:
+            linked.add(frozenset((rel.source, rel.target)))
+        self._cooccurrence(sent, linked)
+
+    def _verb_patterns(self, verb: Token, sent: Span) -> None:
+        subjects: list[int] = []
+        for child in verb.children:
+            if child.dep_ in SUBJECTS:
+                subjects += self._entity_of(child)
+        if not subjects and verb.dep_ in ("xcomp", "conj", "advcl") and verb.head.i != verb.i:
+            # "Alice wants to visit Paris", "Alice joined Acme and moved to Berlin".
+            for child in verb.head.children:
+                if child.dep_ in SUBJECTS:
+                    subjects += self._entity_of(child)
+        copula = next((c for c in verb.children if c.dep_ == "cop"), None)
+        negated = any(c.dep_ == "neg" or c.lower_ in ("not", "n't", "never") for c in verb.children)
+        neg = "not " if negated else ""
+        if copula is not None:
+            # UD: "Bob is the CEO of Acme" -> CEO is the head, "is" a cop child.
+            self._copula(subjects, verb, neg, sent)
+            return
+        lemma = verb.lemma_.lower() or verb.lower_
+        particle = " ".join(c.lower_ for c in verb.children if c.dep_ in ("compound:prt", "prt"))
+        predicate = f"{neg}{lemma} {particle}".strip()
+        if not subjects:
+            return
+        if lemma == "be" and verb.pos_ in ("AUX", "VERB"):
+            # ClearNLP: "Bob is the CEO of Acme" -> "is" heads nsubj and attr.
+            for child in verb.children:
+                if child.dep_ in ("attr", "acomp"):
+                    self._copula(subjects, child, neg, sent)
+        for child in verb.children:
+            if child.dep_ in OBJECTS:
+                self._add_relation(subjects, predicate, self._entity_of(child), "svo", sent)
+                # "I started a new job at Umbrella": subject -start job at-> Umbrella.
+                for mod in child.children:
+                    prep = self._case_of(mod) if mod.dep_ == "nmod" else ""
+                    if prep:
+                        noun = child.lemma_.lower() or child.lower_
+                        self._add_relation(subjects, f"{predicate} {noun} {prep}", self._entity_of(mod), "prep", sent)
+            elif child.dep_ == "obl:agent" or child.dep_ == "agent":
+                agents = self._entity_of(child) or [e for c in child.children for e in self._entity_of(c)]
+                self._add_relation(agents, predicate, subjects, "passive", sent)
+            elif child.dep_.startswith("obl") or child.dep_ == "nmod:tmod":
+                prep = self._case_of(child)
+                self._add_relation(subjects, f"{predicate} {prep}".strip(), self._entity_of(child), "prep", sent)
+            elif child.dep_ == "prep":
+                for pobj in child.children:
+                    if pobj.dep_ == "pobj":
+                        self._add_relation(subjects, f"{predicate} {child.lower_}", self._entity_of(pobj), "prep", sent)
+
+    def _copula(self, subjects: list[int], nominal: Token, neg: str, sent: Span, *, pattern: str = "copula") -> None:
+        """ "Bob is the CEO of Acme" / "Bob, the CEO of Acme,": Bob be CEO, Bob be ceo of Acme."""
+        if not subjects:
+            return
+        targets = self._entity_of(nominal)
+        self._add_relation(subjects, f"{neg}be", targets, pattern, sent)
+        head_word = nominal.lemma_.lower() or nominal.lower_
+        for child in nominal.children:
+            if child.dep_ in ("nmod", "obl") or (child.dep_.startswith("nmod:") and child.dep_ != "nmod:poss"):
+                prep = self._case_of(child)
+                self._add_relation(
+                    subjects, f"{neg}be {head_word} {prep}".strip(), self._entity_of(child), pattern, sent
+                )
+            elif child.dep_ == "prep":
+                for pobj in child.children:
+                    if pobj.dep_ == "pobj":
+                        self._add_relation(
+                            subjects, f"{neg}be {head_word} {child.lower_}", self._entity_of(pobj), pattern, sent
+                        )
+
+    @staticmethod
+    def _case_of(token: Token) -> str:
+        return " ".join(c.lower_ for c in token.children if c.dep_ in ("case", "mark") and c.i < token.i)
+
+    def _possessive(self, owner: Token, sent: Span) -> None:
+        """ "Alice's brother Tom", "her friend Bob", "my sister Carol": a relation named after the
+        possessed noun; "Alice's car": Alice -have-> car."""
+        owners = self._entity_of(owner)
+        owned = owner.head
+        role = next(
+            (
+                c
+                for c in owned.children
+                if c.dep_ in ("compound", "appos") and c.pos_ == "NOUN" and c.i not in self.token_entity
+            ),
+            None,
+        )
+        if owned.i in self.token_entity and owned.pos_ == "PROPN" and role is not None:
+            # UD attaches the possessor to the name: Wendy <-nmod:poss- Xavier -compound-> brother
+            self._add_relation(owners, role.lemma_.lower() or role.lower_, [self.token_entity[owned.i]], "poss", sent)
+            return
+        named = [e for c in owned.children if c.dep_ in ("appos", "flat", "compound") for e in self._entity_of(c)]
+        if not named and owned.dep_ in ("compound", "appos") and owned.head.i in self.token_entity:
+            named = [self.token_entity[owned.head.i]]
+        owned_is_named = (
+            owned.i in self.token_entity and self.result.entities[self.token_entity[owned.i]].label != CONCEPT
+        )
+        if named and owned.pos_ == "NOUN" and not owned_is_named:
+            self._add_relation(owners, owned.lemma_.lower() or owned.lower_, named, "poss", sent)
+        else:
+            self._add_relation(owners, "have", self._entity_of(owned), "poss", sent)
+
+    def _noun_modifier(self, noun: Token, sent: Span) -> None:
+        """ "the CEO of Acme", "Acme in Berlin": a prepositional modifier of a noun entity."""
+        heads = self._entity_of(noun)
+        if not heads:
+            return
+        for child in noun.children:
+            if child.dep_ == "nmod" or (child.dep_ == "prep" and noun.dep_ != "ROOT"):
+                targets = (
+                    self._entity_of(child)
+                    if child.dep_ == "nmod"
+                    else [e for p in child.children if p.dep_ == "pobj" for e in self._entity_of(p)]
+                )
+                prep = self._case_of(child) if child.dep_ == "nmod" else child.lower_
+                if prep:
+                    self._add_relation(heads, prep, targets, "prep", sent)
+
+    def _cooccurrence(self, sent: Span, linked: set[frozenset[int]]) -> None:
+        # One index per distinct named entity; pronouns standing for the speaker are left out
+        # (the speaker would co-occur with everything they say).
+        by_key: dict[tuple[str, str], int] = {}
+        for t in sent:
+            index = self.token_entity.get(t.i)
+            if index is None:
+                continue
+            entity = self.result.entities[index]
+            if entity.label in NAMED_LABELS and not entity.pronoun:
+                by_key.setdefault((entity.label, entity.key), index)
+        named = sorted(by_key.values())
+        if len(named) < 2 or len(named) > self.max_cooccurring:
+            return
+        for i, source in enumerate(named):
+            for target in named[i + 1 :]:
+                if frozenset((source, target)) not in linked:
+                    self._add_relation([source], "mentioned with", [target], "cooccur", sent)

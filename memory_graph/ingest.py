@@ -1,0 +1,306 @@
+"""The write path: validate, chunk, extract, store SQL, index vectors, confirm.
+
+Order (DESIGN, "Consistency between the two stores"): the document, its chunks and its graph
+are written to SQL in one transaction; then the chunk vectors are upserted under the chunk
+ids; then ``chunks.indexed_at`` is set. Every step is idempotent, so a retry after a failure
+at any point is safe, and ``verify(repair=True)`` finishes what a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+
+from memory_graph.chunking import chunk_text, content_hash
+from memory_graph.errors import InputError
+from memory_graph.extraction import Extractor
+from memory_graph.graph_store import ChunkWrite, DocumentWrite, GraphStore, WriteResult
+from memory_graph.records import MemoryRecord
+from memory_graph.vector_store import VectorStore, chunk_metadata
+
+#: The keyword arguments of ``add()``, which are also the keys of ``add_many()`` rows.
+ROW_KEYS = frozenset({"text", "namespace", "metadata", "observed_at", "external_id", "source"})
+
+
+@dataclass
+class MemoryInput:
+    """One memory to store, validated."""
+
+    text: str
+    namespace: str
+    metadata: dict[str, Any]
+    observed_at: datetime
+    external_id: str | None
+    source: str | None
+
+
+def make_input(
+    text: Any,
+    *,
+    namespace: str,
+    metadata: Mapping[str, Any] | None = None,
+    observed_at: datetime | date | str | None = None,
+    external_id: Any = None,
+    source: str | None = None,
+    max_chars: int,
+    where: str = "text",
+) -> MemoryInput:
+    """Validate one memory's fields.
+
+    Raises:
+        InputError: the text is not a string, empty, too long or not encodable; the metadata is
+            not a JSON object; ``observed_at`` is not a date; the namespace is empty.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"{where} must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise InputError(f"{where} is empty")
+    if len(text) > max_chars:
+        raise InputError(
+            f"{where} has {len(text):,} characters, more than the limit of {max_chars:,}; "
+            "split it or raise MEMORY_GRAPH_MAX_TEXT_CHARS"
+        )
+    if "\x00" in text:
+        raise InputError(f"{where} contains NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{where} is not valid Unicode (lone surrogate at character {exc.start})") from exc
+    if not isinstance(namespace, str) or not namespace.strip() or len(namespace) > 255:
+        raise InputError(f"namespace {namespace!r} must be a non-empty string of at most 255 characters")
+    meta = _check_metadata(metadata, where)
+    return MemoryInput(
+        text=text,
+        namespace=namespace,
+        metadata=meta,
+        observed_at=parse_time(observed_at, what=f"observed_at of {where}") or datetime.now(UTC),
+        external_id=None if external_id is None else str(external_id),
+        source=source,
+    )
+
+
+def _check_metadata(metadata: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InputError(f"metadata of {where} must be a mapping, not {type(metadata).__name__}")
+    meta = dict(metadata)
+    try:
+        json.dumps(meta, allow_nan=False, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"metadata of {where} is not JSON-serialisable: {exc}") from exc
+    return json.loads(json.dumps(meta, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def parse_time(value: datetime | date | str | float | None, *, what: str = "time") -> datetime | None:
+    """A timezone-aware UTC datetime from a datetime, date, ISO 8601 string or epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, str):
+        try:
+            return parse_time(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    raise InputError(f"{what} {value!r} is not a date/time (use a datetime or an ISO 8601 string)")
+
+
+def document_id(namespace: str, doc_key: str) -> str:
+    return hashlib.sha256(f"{namespace}\x00{doc_key}".encode()).hexdigest()[:32]
+
+
+def chunk_id(doc_id: str, ordinal: int, chunk_hash: str) -> str:
+    return hashlib.sha256(f"{doc_id}\x00{ordinal}\x00{chunk_hash}".encode()).hexdigest()[:32]
+
+
+def doc_key_of(item: MemoryInput, text_hash: str) -> str:
+    return item.external_id if item.external_id is not None else f"sha256:{text_hash}"
+
+
+def store_memories(
+    items: Sequence[MemoryInput],
+    *,
+    graph: GraphStore,
+    vectors: VectorStore,
+    extractor: Extractor,
+    chunk_size: int,
+    batch_size: int = 64,
+    embeddings: Mapping[str, Any] | None = None,
+    resolve_aliases: bool = True,
+) -> list[MemoryRecord]:
+    """Store validated memories (one SQL transaction for the batch) and return their records.
+
+    Memories already stored with identical text are not extracted or embedded again. With
+    ``resolve_aliases``, one-word names that can only mean one longer name of the namespace
+    ("Bob" and "Bob Smith") are merged afterwards (recorded, undoable).
+    ``embeddings`` maps a chunk's content hash to a vector already computed with the vector
+    store's model (re-ingest reuses stored vectors this way); other chunks are embedded.
+    """
+    if not items:
+        return []
+    hashes = [content_hash(item.text) for item in items]
+    keys = [doc_key_of(item, h) for item, h in zip(items, hashes, strict=True)]
+    stored = _stored_hashes(graph, items, keys)
+
+    writes: list[DocumentWrite] = []
+    for item, text_hash, key in zip(items, hashes, keys, strict=True):
+        doc_id = document_id(item.namespace, key)
+        write = DocumentWrite(
+            id=doc_id,
+            namespace=item.namespace,
+            doc_key=key,
+            external_id=item.external_id,
+            source=item.source,
+            text=item.text,
+            content_hash=text_hash,
+            metadata=item.metadata,
+            observed_at=item.observed_at,
+        )
+        if stored.get((item.namespace, key)) != text_hash:
+            for piece in chunk_text(item.text, max_chars=chunk_size):
+                piece_hash = content_hash(piece.text)
+                write.chunks.append(
+                    ChunkWrite(
+                        chunk_id(doc_id, piece.ordinal, piece_hash),
+                        piece.ordinal,
+                        piece.start,
+                        piece.end,
+                        piece.text,
+                        piece_hash,
+                    )
+                )
+        writes.append(write)
+
+    # Extraction runs over every new chunk of the batch at once (nlp.pipe).
+    pending = [(w, c) for w in writes for c in w.chunks]
+    extractions = extractor.extract_many(
+        [c.text for _, c in pending],
+        speakers=[_speaker(w.metadata) for w, _ in pending],
+        observed=[w.observed_at for w, _ in pending],
+        batch_size=batch_size,
+    )
+    for (_, chunk), extraction in zip(pending, extractions, strict=True):
+        chunk.extraction = extraction
+
+    results = graph.write_documents(writes)
+    index_chunks(results, writes, graph=graph, vectors=vectors, embeddings=embeddings)
+    if resolve_aliases:
+        touched: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for write, chunk in pending:
+            touched[write.namespace].update((e.label, e.key) for e in chunk.extraction.entities if not e.pronoun)
+        for namespace, keys in touched.items():
+            graph.resolve_aliases(namespace, keys)
+    return build_records(results, writes, graph)
+
+
+def _stored_hashes(graph: GraphStore, items: Sequence[MemoryInput], keys: Sequence[str]) -> dict[tuple[str, str], str]:
+    by_namespace: dict[str, list[str]] = {}
+    for item, key in zip(items, keys, strict=True):
+        by_namespace.setdefault(item.namespace, []).append(key)
+    found: dict[tuple[str, str], str] = {}
+    for namespace, ns_keys in by_namespace.items():
+        for key, text_hash in graph.content_hashes(namespace, ns_keys).items():
+            found[(namespace, key)] = text_hash
+    return found
+
+
+def _speaker(metadata: Mapping[str, Any]) -> str | None:
+    speaker = metadata.get("speaker")
+    return speaker if isinstance(speaker, str) and speaker.strip() else None
+
+
+def index_chunks(
+    results: Sequence[WriteResult],
+    writes: Sequence[DocumentWrite],
+    *,
+    graph: GraphStore,
+    vectors: VectorStore,
+    embeddings: Mapping[str, Any] | None = None,
+) -> None:
+    """Second and third steps of a write: upsert the new vectors, then confirm them in SQL.
+
+    ``embeddings``: precomputed vectors by chunk content hash (see :func:`store_memories`).
+    """
+    by_id = {w.id: w for w in writes}
+    stale = [cid for r in results for cid in r.removed_chunk_ids]
+    vectors.delete(stale)
+    ids: list[str] = []
+    texts: list[str] = []
+    metas: list[dict[str, Any]] = []
+    hashes: list[str] = []
+    for result in results:
+        if not result.created:
+            continue
+        write = by_id[result.document_id]
+        for chunk in write.chunks:
+            ids.append(chunk.id)
+            texts.append(chunk.text)
+            hashes.append(chunk.content_hash)
+            metas.append(chunk_metadata(namespace=write.namespace, document_id=write.id, observed_at=write.observed_at))
+    vectors.upsert(ids, texts, metas, embeddings=_with_precomputed(texts, hashes, embeddings, vectors))
+    graph.mark_indexed(ids)
+
+
+def _with_precomputed(
+    texts: Sequence[str], hashes: Sequence[str], embeddings: Mapping[str, Any] | None, vectors: VectorStore
+) -> np.ndarray | None:
+    """All vectors, precomputed ones reused and the rest embedded; None when none is precomputed."""
+    if not embeddings or not any(h in embeddings for h in hashes):
+        return None
+    todo = [i for i, h in enumerate(hashes) if h not in embeddings]
+    fresh = vectors.embed([texts[i] for i in todo]) if todo else None
+    out: list[Any] = [embeddings.get(h) for h in hashes]
+    for j, i in enumerate(todo):
+        out[i] = fresh[j]  # type: ignore[index]
+    return np.asarray(out, dtype=np.float32)
+
+
+def build_records(
+    results: Sequence[WriteResult], writes: Sequence[DocumentWrite], graph: GraphStore
+) -> list[MemoryRecord]:
+    """MemoryRecords with the stored entities and relations (two batched queries)."""
+    all_chunks = [cid for r in results for cid in r.chunk_ids]
+    entities = graph.chunk_entities(all_chunks)
+    relations = graph.chunk_relations(all_chunks)
+    by_id = {w.id: w for w in writes}
+    records = []
+    for result in results:
+        write = by_id[result.document_id]
+        seen_e: dict[int, Any] = {}
+        seen_r: dict[int, Any] = {}
+        for cid in result.chunk_ids:
+            for e in entities.get(cid, []):
+                seen_e.setdefault(e.id, e)
+            for r in relations.get(cid, []):
+                seen_r.setdefault(r.id, r)
+        records.append(
+            MemoryRecord(
+                document_id=result.document_id,
+                external_id=write.external_id,
+                namespace=write.namespace,
+                chunk_ids=list(result.chunk_ids),
+                entities=list(seen_e.values()),
+                relations=list(seen_r.values()),
+                created=result.created,
+            )
+        )
+    return records
