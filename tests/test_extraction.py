@@ -1,0 +1,87 @@
+"""Extraction with the shipped pipeline: entities, concepts, speaker, relation patterns."""
+
+from __future__ import annotations
+
+import pytest
+
+from memory_graph import ExtractionError, Extractor
+from memory_graph.extraction import load_pipeline, normalize_key
+
+
+def triples(extractor: Extractor, text: str, speaker: str | None = None) -> set[tuple[str, str, str]]:
+    x = extractor.extract(text, speaker=speaker)
+    return {(x.entities[r.source].name, r.predicate, x.entities[r.target].name) for r in x.relations}
+
+
+def test_extraction_named_and_rule_entities(extractor: Extractor) -> None:
+    x = extractor.extract("Write to tina@example.org before 5pm on March 3, 2025 about the $300 refund.")
+    found = {(e.text, e.label) for e in x.entities}
+    assert {("tina@example.org", "EMAIL"), ("5pm", "TIME"), ("March 3, 2025", "DATE"), ("$300", "MONEY")} <= found
+    assert ("refund", "CONCEPT") in found
+    for e in x.entities:  # offsets point into the text
+        assert "Write to tina@example.org before 5pm on March 3, 2025 about the $300 refund."[e.start : e.end] == e.text
+
+
+def test_extraction_subject_verb_object_and_preposition(extractor: Extractor) -> None:
+    found = triples(extractor, "Alice joined Acme in Berlin last May.")
+    assert ("Alice", "join", "Acme") in found
+
+
+def test_extraction_copula_and_apposition(extractor: Extractor) -> None:
+    assert ("Bob", "be", "doctor") in triples(extractor, "Bob is a doctor.")
+    found = triples(extractor, "Victor Hugo, the author of Les Miserables, lived in Paris.")
+    assert any(s == "Victor Hugo" and p == "be" for s, p, _ in found)
+    assert any(s == "Victor Hugo" and p == "live in" and t == "Paris" for s, p, t in found)
+
+
+def test_extraction_possessive(extractor: Extractor) -> None:
+    found = triples(extractor, "Wendy's brother Xavier lives in Madrid.")
+    assert ("Wendy", "brother", "Xavier") in found
+
+
+def test_extraction_speaker_owns_first_person(extractor: Extractor) -> None:
+    x = extractor.extract("I adopted a puppy and my neighbour helped me.", speaker="Yara")
+    pronouns = [e for e in x.entities if e.pronoun]
+    assert {e.text for e in pronouns} == {"I", "my", "me"}
+    assert all(e.name == "Yara" and e.key == "yara" and e.label == "PERSON" for e in pronouns)
+    assert ("Yara", "adopt", "puppy") in {
+        (x.entities[r.source].name, r.predicate, x.entities[r.target].name) for r in x.relations
+    }
+    assert not any(e.pronoun for e in extractor.extract("I adopted a puppy.").entities)
+
+
+def test_extraction_batch_equals_single(extractor: Extractor) -> None:
+    texts = ["Zoe flew to Tokyo.", "The Louvre is in Paris.", "Amir works at Siemens."]
+    assert extractor.extract_many(texts) == [extractor.extract(t) for t in texts]
+
+
+def test_extraction_negation_and_evidence(extractor: Extractor) -> None:
+    x = extractor.extract("Carl never visited Rome. He stayed in Naples.")
+    rel = next(r for r in x.relations if x.entities[r.target].name == "Rome")
+    assert rel.predicate.startswith("not ")
+    assert rel.sentence == "Carl never visited Rome."
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("The Acme Corp.", "acme corp"), ("Alice's", "alice"), ("  NEW   york ", "new york"), ("the", "the")],
+)
+def test_extraction_normalize_key(name: str, key: str) -> None:
+    assert normalize_key(name) == key
+
+
+def test_extraction_missing_pipeline_is_one_line() -> None:
+    with pytest.raises(ExtractionError, match="MEMORY_GRAPH_SPACY_MODEL") as info:
+        load_pipeline("en_core_web_nonexistent")
+    assert "\n" not in str(info.value)
+
+
+def test_extraction_incompatible_pipeline(tmp_path) -> None:
+    import spacy
+
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    with pytest.raises(ExtractionError, match="needs 'ner' and 'parser'"):
+        load_pipeline(str(tmp_path / "blank"))
+    spacy.blank("de").to_disk(tmp_path / "german")
+    with pytest.raises(ExtractionError, match="language 'de'"):
+        load_pipeline(str(tmp_path / "german"))

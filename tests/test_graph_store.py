@@ -1,0 +1,127 @@
+"""GraphStore on SQLite and PostgreSQL: idempotent writes, counts, keyword search, cleanup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from memory_graph import ConfigError, GraphStore, GraphStoreError
+from memory_graph.extraction import ExtractedEntity, ExtractedRelation, Extraction
+from memory_graph.graph_store import ChunkWrite, DocumentWrite, create_store_engine, keyword_terms
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def entity(text: str, label: str, start: int) -> ExtractedEntity:
+    return ExtractedEntity(text, label, text.lower(), text, start, start + len(text), 0, 40)
+
+
+def doc(doc_id: str, text: str, *, namespace: str = "n", key: str | None = None, when: datetime = T0) -> DocumentWrite:
+    ents = [entity("Alice", "PERSON", 0), entity("Acme", "ORG", text.find("Acme"))]
+    rel = ExtractedRelation(
+        source=0,
+        predicate="work at",
+        target=1,
+        pattern="prep",
+        confidence=0.8,
+        sentence=text,
+        sent_start=0,
+        sent_end=len(text),
+    )
+    chunk = ChunkWrite(f"{doc_id}-c0", 0, 0, len(text), text, f"h-{text}", Extraction(ents, [rel]))
+    return DocumentWrite(doc_id, namespace, key or doc_id, key, None, text, f"h-{text}", {"k": 1}, when, [chunk])
+
+
+def test_graph_store_write_is_idempotent(graph: GraphStore) -> None:
+    first = graph.write_documents([doc("d1", "Alice works at Acme.")])
+    assert first[0].created
+    again = graph.write_documents([doc("d1", "Alice works at Acme.")])
+    assert not again[0].created and again[0].chunk_ids == ["d1-c0"]
+    assert graph.stats("n") == {"documents": 1, "chunks": 1, "entities": 2, "relations": 1, "mentions": 2}
+
+
+def test_graph_store_counts_accumulate_and_unwind(graph: GraphStore) -> None:
+    graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Alice works at Acme, still.")])
+    alice = graph.find_entities("n", ["alice"])[0]
+    assert alice["mention_count"] == 2
+    details = graph.entity_details(alice["id"])
+    assert len(details["relations"]) == 1 and details["aliases"] == ["Alice"]
+    graph.delete_document("d2")
+    assert graph.find_entities("n", ["alice"])[0]["mention_count"] == 1
+    graph.delete_document("d1")
+    assert graph.find_entities("n", ["alice"]) == []
+    assert graph.stats("n") == {"documents": 0, "chunks": 0, "entities": 0, "relations": 0, "mentions": 0}
+    assert not any(graph.graph_problems().values())
+
+
+def test_graph_store_replacing_a_document_keeps_counts_true(graph: GraphStore) -> None:
+    graph.write_documents([doc("d1", "Alice works at Acme.", key="k")])
+    result = graph.write_documents([doc("d1", "Alice still works at Acme.", key="k")])
+    assert result[0].created and result[0].removed_chunk_ids == ["d1-c0"]
+    assert graph.find_entities("n", ["acme"])[0]["mention_count"] == 1
+    assert not any(graph.graph_problems().values())
+
+
+def test_graph_store_keyword_search(graph: GraphStore) -> None:
+    graph.write_documents([doc("d1", "Alice works at Acme in Berlin."), doc("d2", "Acme opened an office in Paris.")])
+    graph.write_documents([doc("d3", "Alice works at Acme in Berlin.", namespace="other")])
+    hits = graph.keyword_search("Who works in Berlin?", namespace="n", limit=5)
+    assert [cid for cid, _ in hits] == ["d1-c0"]
+    assert graph.keyword_search("Paris offices", namespace="n", limit=5)[0][0] == "d2-c0"  # stemmed
+    assert graph.keyword_search("the and of", namespace="n", limit=5) == []
+
+
+def test_graph_store_keyword_search_time_window(graph: GraphStore) -> None:
+    graph.write_documents(
+        [
+            doc("d1", "Acme news one.", when=datetime(2025, 1, 1, tzinfo=UTC)),
+            doc("d2", "Acme news two.", when=datetime(2025, 3, 1, tzinfo=UTC)),
+        ]
+    )
+    ids = lambda **kw: [c for c, _ in graph.keyword_search("acme news", namespace="n", limit=5, **kw)]  # noqa: E731
+    assert ids(since=datetime(2025, 2, 1, tzinfo=UTC)) == ["d2-c0"]
+    assert ids(until=datetime(2025, 2, 1, tzinfo=UTC)) == ["d1-c0"]
+
+
+def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:
+    graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Alice works at Acme too.")])
+    entities = graph.chunk_entities(["d1-c0", "d2-c0", "missing"])
+    relations = graph.chunk_relations(["d1-c0", "d2-c0"])
+    assert [e.name for e in entities["d1-c0"]] == ["Alice", "Acme"]
+    assert relations["d2-c0"][0].evidence == "Alice works at Acme too."
+    assert relations["d1-c0"][0].id == relations["d2-c0"][0].id
+    assert "missing" not in entities
+
+
+def test_graph_store_repair_recomputes_counts(graph: GraphStore) -> None:
+    from sqlalchemy import update
+
+    from memory_graph.schema import Entity
+
+    graph.write_documents([doc("d1", "Alice works at Acme.")])
+    with graph.engine.begin() as conn:
+        conn.execute(update(Entity).values(mention_count=7))
+    assert graph.graph_problems()["count_mismatches"] == 2
+    graph.repair_graph()
+    assert not any(graph.graph_problems().values())
+
+
+def test_graph_store_keyword_terms() -> None:
+    assert keyword_terms("Where does Alice work?") == ["alice", "work"]
+    assert keyword_terms("the") == ["the"]
+
+
+@pytest.mark.parametrize("url", ["nonsense", "mysql+nodriver://x/y", "sqlite+pysqlite:///"[:-1] + "x:y"])
+def test_graph_store_bad_url_is_a_config_error(url: str) -> None:
+    with pytest.raises((ConfigError, GraphStoreError)) as info:
+        GraphStore(create_store_engine(url), auto_upgrade=True)
+    assert "\n" not in str(info.value)
+
+
+def test_graph_store_unreachable_server_is_one_line() -> None:
+    with pytest.raises(
+        GraphStoreError, match=r"failed on postgresql\+psycopg://nobody:\*\*\*@127.0.0.1:1/x: connection failed"
+    ) as info:
+        GraphStore.from_url("postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
+    assert "secret" not in str(info.value) and "\n" not in str(info.value)

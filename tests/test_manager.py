@@ -1,0 +1,198 @@
+"""MemoryManager end to end on SQLite and PostgreSQL, real Chroma, pipeline and embeddings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from memory_graph import DocumentNotFoundError, EntityNotFoundError, InputError, MemoryHit, MemoryManager
+
+CHAT = [
+    {"text": "Alice joined Acme in Berlin last May.", "external_id": "msg-1", "metadata": {"speaker": "Alice"},
+     "observed_at": datetime(2025, 6, 1, tzinfo=UTC)},
+    {"text": "I moved to Lisbon last year and my sister Carol works at Google.", "external_id": "msg-2",
+     "metadata": {"speaker": "Bob"}, "observed_at": datetime(2025, 6, 2, tzinfo=UTC)},
+    {"text": "Carol said the Google office in Lisbon has a great rooftop cafe.", "external_id": "msg-3",
+     "observed_at": datetime(2025, 6, 3, tzinfo=UTC)},
+]  # fmt: skip
+
+
+def snapshot(mm: MemoryManager, namespace: str | None = None) -> dict:
+    return mm.stats(namespace).to_dict()
+
+
+def test_manager_contract(manager: MemoryManager) -> None:
+    rec = manager.add(
+        "Alice joined Acme in Berlin last May.",
+        namespace="user-42",
+        metadata={"speaker": "Alice"},
+        observed_at=datetime(2025, 6, 1),
+        external_id="msg-1",
+    )
+    assert rec.external_id == "msg-1" and rec.namespace == "user-42" and len(rec.chunk_ids) == 1
+    names = {e.name for e in rec.entities}
+    assert {"Alice", "Berlin"} <= names
+    assert any(r.source.name == "Alice" and r.predicate == "join" for r in rec.relations)
+
+    manager.add_many(CHAT[1:], namespace="user-42")
+    hits = manager.search("Where does Alice work?", namespace="user-42", k=5)
+    assert hits and isinstance(hits[0], MemoryHit)
+    top = hits[0]
+    assert top.external_id == "msg-1"
+    assert top.document_id == rec.document_id
+    assert top.observed_at == datetime(2025, 6, 1, tzinfo=UTC)
+    assert top.metadata == {"speaker": "Alice"}
+    assert set(top.reasons) <= {"vector", "keyword", "entity", "graph"} and "vector" in top.reasons
+    assert {e.name for e in top.entities} >= {"Alice", "Berlin"}
+    assert any(r.evidence == "Alice joined Acme in Berlin last May." for r in top.relations)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+    context = manager.context("Where does Alice work?", namespace="user-42", max_tokens=800)
+    assert "Alice joined Acme in Berlin last May." in context and "## Relations" in context
+
+    view = manager.entity("alice", namespace="user-42")
+    assert view.entity.name == "Alice" and view.entity.label == "PERSON"
+    assert view.mentions and view.mentions[0].sentence == "Alice joined Acme in Berlin last May."
+
+    assert manager.verify().ok
+
+
+def test_manager_speaker_resolves_first_person(manager: MemoryManager) -> None:
+    rec = manager.add(CHAT[1]["text"], namespace="u", metadata={"speaker": "Bob"}, external_id="m2")
+    triples = {(r.source.name, r.predicate, r.target.name) for r in rec.relations}
+    assert ("Bob", "move to", "Lisbon") in triples
+    assert ("Bob", "sister", "Carol") in triples
+    assert "I" not in manager.entity("Bob", namespace="u").aliases
+
+
+def test_manager_add_is_idempotent(manager: MemoryManager) -> None:
+    manager.add_many(CHAT, namespace="n")
+    before = snapshot(manager, "n")
+    again = manager.add_many(CHAT, namespace="n")
+    assert not any(r.created for r in again)
+    assert snapshot(manager, "n") == before
+    # Same text without an external id is the same memory too.
+    first = manager.add("Dana likes hiking in the Alps.", namespace="n")
+    second = manager.add("Dana likes hiking in the Alps.", namespace="n")
+    assert first.document_id == second.document_id and not second.created
+
+
+def test_manager_re_mentioning_updates_entities_not_duplicates(manager: MemoryManager) -> None:
+    manager.add("Alice lives in Berlin.", namespace="n", external_id="a")
+    manager.add("Alice loves Berlin in the spring.", namespace="n", external_id="b")
+    berlin = manager.entity("Berlin", namespace="n")
+    assert berlin.mention_count == 2
+    assert [(r["label"], r["name"]) for r in manager.graph.entity_rows("n")].count(("LOC", "Berlin")) == 1
+
+
+def test_manager_replacing_text_replaces_the_memory(manager: MemoryManager) -> None:
+    first = manager.add("Erin works at Initech in Austin.", namespace="n", external_id="e")
+    second = manager.add("Erin works at Globex in Denver.", namespace="n", external_id="e")
+    assert second.document_id == first.document_id and second.created
+    assert set(first.chunk_ids).isdisjoint(second.chunk_ids)
+    with pytest.raises(EntityNotFoundError):
+        manager.entity("Austin", namespace="n")
+    assert manager.stats("n").documents == 1
+    assert manager.verify().ok
+
+
+def test_manager_namespaces_are_isolated(manager: MemoryManager) -> None:
+    manager.add("Frank's dog is called Rex.", namespace="alpha", external_id="x")
+    manager.add("Grace's cat is called Tom.", namespace="beta", external_id="x")
+    hits = manager.search("What is the dog called?", namespace="beta", k=5)
+    assert hits and all(h.namespace == "beta" for h in hits)
+    assert all("Rex" not in h.text for h in hits)
+    with pytest.raises(EntityNotFoundError):
+        manager.entity("Frank", namespace="beta")
+    assert manager.stats("alpha").documents == 1 and manager.stats("beta").documents == 1
+
+
+def test_manager_delete_removes_from_both_stores(manager: MemoryManager) -> None:
+    keep = manager.add("Heidi teaches chemistry in Zurich.", namespace="n", external_id="keep")
+    gone = manager.add("Ivan repairs bicycles in Oslo.", namespace="n", external_id="gone")
+    manager.delete(gone.document_id)
+    assert manager.vectors.existing_ids(gone.chunk_ids) == set()
+    assert manager.graph.existing_chunk_ids(gone.chunk_ids) == set()
+    assert all(h.document_id != gone.document_id for h in manager.search("bicycles Oslo", namespace="n", k=5))
+    with pytest.raises(EntityNotFoundError):
+        manager.entity("Ivan", namespace="n")
+    with pytest.raises(DocumentNotFoundError):
+        manager.delete(gone.document_id)
+    assert manager.get(keep.document_id).chunk_ids == keep.chunk_ids
+    stats = manager.stats("n")
+    assert (stats.documents, stats.chunks, stats.vectors) == (1, 1, 1)
+    assert manager.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("   \n", "empty"),
+        ("x" * 10_000_001, "more than the limit"),
+        ("bad \ud800 surrogate", "not valid Unicode"),
+        (42, "must be a string"),
+    ],
+)
+def test_manager_bad_input_changes_nothing(manager: MemoryManager, text, message: str) -> None:
+    manager.add("Judy plays the cello in Vienna.", namespace="n", external_id="ok")
+    before = snapshot(manager)
+    with pytest.raises(InputError, match=message) as info:
+        manager.add(text, namespace="n")
+    assert "\n" not in str(info.value)
+    with pytest.raises(InputError):
+        manager.add_many([{"text": "A fine row about Kyoto."}, {"text": text}], namespace="n")
+    assert snapshot(manager) == before
+
+
+def test_manager_bad_rows_name_their_position(manager: MemoryManager) -> None:
+    with pytest.raises(InputError, match="row 1 has unknown keys"):
+        manager.add_many([{"text": "fine"}, {"text": "x", "colour": "red"}])
+    with pytest.raises(InputError, match="row 0 has no 'text'"):
+        manager.add_many([{"external_id": "1"}])
+    with pytest.raises(InputError, match="observed_at"):
+        manager.add("Leo went to Rome.", observed_at="next tuesday-ish")
+
+
+def test_manager_unknown_entity_and_document(manager: MemoryManager) -> None:
+    with pytest.raises(EntityNotFoundError, match="no entity 'Nobody' in namespace 'n'"):
+        manager.entity("Nobody", namespace="n")
+    with pytest.raises(DocumentNotFoundError):
+        manager.get("0" * 32)
+
+
+def test_manager_search_time_window(manager: MemoryManager) -> None:
+    manager.add_many(CHAT, namespace="t")
+    hits = manager.search("Lisbon", namespace="t", k=5, since="2025-06-03")
+    assert [h.external_id for h in hits] == ["msg-3"]
+    hits = manager.search("Lisbon", namespace="t", k=5, until=datetime(2025, 6, 3, tzinfo=UTC))
+    assert {h.external_id for h in hits} <= {"msg-1", "msg-2"} and "msg-2" in {h.external_id for h in hits}
+
+
+def test_manager_results_serialise_to_json(manager: MemoryManager) -> None:
+    import json
+
+    rec = manager.add(**CHAT[0], namespace="j")
+    hit = manager.search("Alice", namespace="j", k=1)[0]
+    for obj in (rec, hit, manager.entity("Alice", namespace="j"), manager.verify(), manager.stats()):
+        assert json.loads(obj.to_json()) == obj.to_dict()
+    assert hit.to_dict()["observed_at"] == "2025-06-01T00:00:00+00:00"
+
+
+def test_manager_is_safe_to_share_between_threads(manager: MemoryManager) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(i: int) -> int:
+        for j in range(3):
+            manager.add(
+                f"Worker {i} filed report {j} about the Oslo office.", namespace="threads", external_id=f"{i}-{j}"
+            )
+            manager.search("Oslo office report", namespace="threads", k=3)
+        return i
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert sorted(pool.map(worker, range(4))) == [0, 1, 2, 3]
+    stats = manager.stats("threads")
+    assert (stats.documents, stats.chunks, stats.vectors) == (12, 12, 12)
+    assert manager.verify().ok

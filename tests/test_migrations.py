@@ -1,0 +1,55 @@
+"""Migrations: upgrade on both dialects, models match migrations, round trip, behind = one line."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+from memory_graph import GraphStore, SchemaOutOfDateError
+from memory_graph.migrate import current_revision, head_revision, include_name, upgrade
+from memory_graph.schema import Base
+
+
+def test_migrations_match_the_models(graph: GraphStore) -> None:
+    with graph.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": include_name, "compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_migrations_round_trip(database_url: str) -> None:
+    engine = create_engine(database_url)
+    from alembic import command
+
+    from memory_graph.migrate import alembic_config
+
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert current_revision(engine) is None
+    assert "documents" not in inspect(engine).get_table_names()
+    assert upgrade(engine) == head_revision()
+    assert {"documents", "chunks", "entities", "entity_aliases", "mentions", "relations", "relation_evidence"} <= set(
+        inspect(engine).get_table_names()
+    )
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_migrations_postgres_behind_says_so(postgres_server_url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(make_url(postgres_server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text('DROP DATABASE IF EXISTS "mg_behind"'))
+        conn.execute(text('CREATE DATABASE "mg_behind"'))
+    url = make_url(postgres_server_url).set(database="mg_behind").render_as_string(hide_password=False)
+    try:
+        with pytest.raises(SchemaOutOfDateError, match="run: memory-graph db upgrade") as info:
+            GraphStore.from_url(url)
+        assert "\n" not in str(info.value)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text('DROP DATABASE IF EXISTS "mg_behind" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,127 @@
+"""Retrieval on a small multi-session conversation: two-turn answers, dates, aliases, time windows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from memory_graph import MemoryManager
+from memory_graph.temporal import is_when_question, normalize_date
+
+DATA = Path(__file__).parent / "data" / "conversations.jsonl"
+
+
+@pytest.fixture
+def chat(manager: MemoryManager) -> MemoryManager:
+    rows = []
+    for line in DATA.read_text().splitlines():
+        record = json.loads(line)
+        rows.append(
+            {
+                "text": record["text"],
+                "external_id": record["id"],
+                "metadata": record["metadata"],
+                "observed_at": record["observed_at"],
+            }
+        )
+    manager.add_many(rows, namespace="nina")
+    return manager
+
+
+def ids(hits) -> list[str]:
+    return [h.external_id for h in hits]
+
+
+def test_retrieval_two_turn_answer(chat: MemoryManager) -> None:
+    """Nina's brother -> Omar works at Vantage Robotics (s1-1) -> based in Pittsburgh (s2-1)."""
+    hits = chat.search("In which city is the company where Nina's brother works?", namespace="nina", k=5)
+    assert {"s1-1", "s2-1"} <= set(ids(hits))
+
+
+def test_retrieval_graph_signal_reaches_the_second_turn(chat: MemoryManager) -> None:
+    explained = {e.hit.external_id: e for e in chat.explain("Where is Vantage Robotics?", namespace="nina", k=5)}
+    assert "s2-1" in explained
+    assert any(e.name == "Vantage Robotics" for e in explained["s2-1"].linked_entities)
+    assert "entity" in explained["s2-1"].hit.reasons
+
+
+def test_retrieval_relative_dates_resolve_to_absolute_dates(chat: MemoryManager) -> None:
+    view = chat.entity("2025-03-13", namespace="nina")  # "yesterday", said on 2025-03-14
+    assert view.entity.label == "DATE" and "yesterday" in view.aliases
+    assert view.attributes == {"date": "2025-03-13", "granularity": "day"}
+    march = chat.entity("2025-03", namespace="nina")  # "last month", said on 2025-04-22
+    assert "last month" in march.aliases
+
+
+def test_retrieval_when_questions_favour_dated_chunks(chat: MemoryManager) -> None:
+    hits = chat.search("When did Nina adopt Pixel?", namespace="nina", k=3)
+    assert hits[0].external_id == "s3-1"
+    assert any(e.label == "DATE" and e.name == "2025-03-13" for e in hits[0].entities)
+
+
+def test_retrieval_date_in_query_links_to_dated_memories(chat: MemoryManager) -> None:
+    hits = chat.search("What happened in March 2025?", namespace="nina", k=3)
+    assert "s3-1" in ids(hits)
+
+
+def test_retrieval_time_window(chat: MemoryManager) -> None:
+    hits = chat.search("Pixel", namespace="nina", k=5, since=date(2025, 3, 1), until=date(2025, 4, 1))
+    assert set(ids(hits)) <= {"s3-1", "s3-2"} and "s3-1" in ids(hits)
+
+
+def test_retrieval_alias_merge_is_recorded_and_undoable(chat: MemoryManager) -> None:
+    omar = chat.entity("Omar", namespace="nina")
+    assert omar.entity.name == "Omar Haddad"
+    assert {"Omar", "Omar Haddad"} <= set(omar.aliases)
+    merges = chat.graph.merges("nina")
+    merge = next(m for m in merges if m["entity_name"] == "Omar" and m["into_name"] == "Omar Haddad")
+    hit = chat.search("What does Omar Haddad do?", namespace="nina", k=5)
+    assert "s1-1" in ids(hit)  # "Omar" in s1-1 is the same person
+    chat.graph.undo_merge(merge["id"])
+    assert chat.entity("Omar", namespace="nina").entity.name == "Omar"
+    assert chat.entity("Omar Haddad", namespace="nina").aliases == ["Omar Haddad"]
+
+
+def test_retrieval_speaker_facts(chat: MemoryManager) -> None:
+    hits = chat.search("Where does Nina live now?", namespace="nina", k=3)
+    assert "s4-2" in ids(hits)
+    top = next(h for h in hits if h.external_id == "s4-2")
+    assert any(r.source.name == "Nina" and r.target.name == "Denver" for r in top.relations)
+
+
+@pytest.mark.parametrize(
+    ("text", "said", "key"),
+    [
+        ("yesterday", date(2025, 6, 1), "2025-05-31"),
+        ("last May", date(2025, 6, 1), "2025-05"),
+        ("last May", date(2025, 3, 1), "2024-05"),
+        ("next Tuesday", date(2025, 6, 1), "2025-06-03"),
+        ("3 days ago", date(2025, 6, 1), "2025-05-29"),
+        ("June 3, 2025", date(2025, 1, 1), "2025-06-03"),
+        ("October 2024", date(2025, 1, 1), "2024-10"),
+        ("last year", date(2025, 6, 1), "2024"),
+        ("last week", date(2025, 6, 4), "2025-W22"),
+    ],
+)
+def test_temporal_normalize_date(text: str, said: date, key: str) -> None:
+    assert normalize_date(text, said).key == key
+
+
+def test_temporal_when_questions() -> None:
+    assert is_when_question("When did Nina move?") and is_when_question("What year was it founded?")
+    assert not is_when_question("Where does Nina live?")
+
+
+def test_retrieval_context_fits_budget(chat: MemoryManager) -> None:
+    from memory_graph.context import approx_tokens
+
+    for budget in (60, 200, 800):
+        text = chat.context("Tell me about Omar", namespace="nina", max_tokens=budget)
+        assert approx_tokens(text) <= budget
+    assert "## Relations" in chat.context("Tell me about Omar", namespace="nina", max_tokens=800)
+    assert datetime(2025, 1, 10, tzinfo=UTC).date().isoformat() in chat.context(
+        "Omar job", namespace="nina", max_tokens=800
+    )

@@ -1,0 +1,70 @@
+"""VectorStore on real Chroma: upsert, filtered query, delete, reopen in a new process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from memory_graph import ConfigError, VectorStore
+from memory_graph.vector_store import chunk_metadata, make_chroma_client
+
+
+def store(path: Path, embedder) -> VectorStore:
+    return VectorStore(make_chroma_client(path=path), "memory_graph", embedder=embedder)
+
+
+def test_vector_store_query_filters_namespace_and_time(tmp_path: Path, fake_embedder) -> None:
+    vs = store(tmp_path, fake_embedder)
+    vs.upsert(
+        ["a", "b", "c"],
+        ["red apple pie", "red apple tart", "green pear"],
+        [
+            chunk_metadata(namespace="one", document_id="d1", observed_at=datetime(2025, 1, 1, tzinfo=UTC)),
+            chunk_metadata(namespace="two", document_id="d2", observed_at=datetime(2025, 1, 1, tzinfo=UTC)),
+            chunk_metadata(namespace="one", document_id="d3", observed_at=datetime(2025, 3, 1, tzinfo=UTC)),
+        ],
+    )
+    q = fake_embedder(["red apple"])[0]
+    assert [i for i, _ in vs.query(q, namespace="one", k=5)] == ["a", "c"]
+    assert [i for i, _ in vs.query(q, namespace="one", k=5, since=datetime(2025, 2, 1, tzinfo=UTC))] == ["c"]
+    vs.delete(["a"])
+    assert vs.existing_ids(["a", "b", "c"]) == {"b", "c"}
+    assert vs.count() == 2 and vs.count("one") == 1
+    assert sorted(i for batch in vs.iter_ids(batch_size=1) for i in batch) == ["b", "c"]
+
+
+def test_vector_store_reopens_in_a_new_process(tmp_path: Path, embedder) -> None:
+    """A persisted collection opens in a fresh interpreter with the real embedder, no network."""
+    vs = store(tmp_path, embedder)
+    vs.upsert(["x"], ["The quarterly report is due on Friday."], [{"namespace": "n", "document_id": "d"}])
+    script = (
+        "import chromadb, memory_graph.vector_store as v\n"
+        f"c = v.make_chroma_client(path=__import__('pathlib').Path({str(tmp_path)!r}))\n"
+        "vs = v.VectorStore(c, 'memory_graph')\n"
+        "print(vs.query(vs.embed(['when is the report due'])[0], namespace='n', k=1)[0][0])\n"
+        # plain Chroma code finds our registered embedding function too
+        "print(c.get_collection('memory_graph').query(query_texts=['report due'], n_results=1)['ids'][0][0])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["x", "x"]
+
+
+@pytest.mark.parametrize("name", ["a", "-bad", "has space", "x" * 600])
+def test_vector_store_rejects_bad_collection_names(tmp_path: Path, fake_embedder, name: str) -> None:
+    with pytest.raises(ConfigError, match="collection name"):
+        VectorStore(make_chroma_client(path=tmp_path), name, embedder=fake_embedder)
+
+
+def test_vector_store_unwritable_directory(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(Exception) as info:
+        make_chroma_client(path=blocker / "chroma")
+    assert "\n" not in str(info.value) and "chroma" in str(info.value)
