@@ -1,0 +1,172 @@
+"""Multi-hop retrieval on HotpotQA (dev, 500 questions): MemoryManager against its baselines.
+
+All systems index the same 4,858 paragraphs (``title. text``) and answer the same questions in
+one run: plain Chroma (same embedder), BM25 (SQLite FTS5), their reciprocal-rank-fusion hybrid,
+and MemoryManager. Reported: recall@5/10/20 (share of the 2 gold paragraphs found), full@5/10/20
+(both found), MRR, and search latency p50/p95.
+
+    python benchmarks/retrieval.py [--questions 500] [--data-dir DIR]
+
+``--data-dir`` keeps the MemoryManager index between runs (re-adding is idempotent and fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from memory_graph import MemoryManager, Settings, VectorStore  # noqa: E402
+from memory_graph.graph_store import keyword_terms  # noqa: E402
+from memory_graph.vector_store import SentenceTransformerEmbedder, make_chroma_client  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "hotpotqa_dev500"
+KS = (5, 10, 20)
+Search = Callable[[str, int], list[str]]
+
+
+def load(n_questions: int) -> tuple[list[dict], list[dict]]:
+    corpus = [json.loads(line) for line in (DATA / "corpus.jsonl").read_text().splitlines()]
+    questions = [json.loads(line) for line in (DATA / "questions.jsonl").read_text().splitlines()][:n_questions]
+    return corpus, questions
+
+
+def text_of(doc: dict) -> str:
+    return f"{doc['title']}. {doc['text']}"
+
+
+class PlainChroma:
+    def __init__(self, corpus: list[dict], embedder, path: Path) -> None:
+        self.embedder = embedder
+        self.collection = make_chroma_client(path=path).get_or_create_collection(
+            "plain", metadata={"hnsw:space": "cosine"}, embedding_function=None
+        )
+        if self.collection.count() < len(corpus):
+            for i in range(0, len(corpus), 256):
+                part = corpus[i : i + 256]
+                self.collection.upsert(ids=[d["id"] for d in part], embeddings=embedder([text_of(d) for d in part]))
+
+    def __call__(self, query: str, k: int) -> list[str]:
+        return self.collection.query(query_embeddings=self.embedder([query]), n_results=k, include=[])["ids"][0]
+
+
+class BM25:
+    """Okapi BM25 via SQLite FTS5 (porter stemming), OR of the query's terms."""
+
+    def __init__(self, corpus: list[dict]) -> None:
+        self.db = sqlite3.connect(":memory:", check_same_thread=False)
+        self.db.execute("CREATE VIRTUAL TABLE docs USING fts5(id UNINDEXED, text, tokenize='porter unicode61')")
+        self.db.executemany("INSERT INTO docs VALUES (?, ?)", [(d["id"], text_of(d)) for d in corpus])
+
+    def __call__(self, query: str, k: int) -> list[str]:
+        terms = keyword_terms(query)
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in terms)
+        rows = self.db.execute("SELECT id FROM docs WHERE docs MATCH ? ORDER BY bm25(docs) LIMIT ?", (match, k))
+        return [r[0] for r in rows]
+
+
+def rrf(*systems: Search, depth: int = 40) -> Search:
+    def search(query: str, k: int) -> list[str]:
+        scores: dict[str, float] = {}
+        for system in systems:
+            for rank, doc_id in enumerate(system(query, depth)):
+                scores[doc_id] = scores.get(doc_id, 0.0) + 1.0 / (60 + rank + 1)
+        return [d for d, _ in sorted(scores.items(), key=lambda kv: -kv[1])[:k]]
+
+    return search
+
+
+def manager_search(mm: MemoryManager) -> Search:
+    def search(query: str, k: int) -> list[str]:
+        seen: list[str] = []
+        for hit in mm.search(query, namespace="hotpot", k=k):
+            if hit.external_id not in seen:
+                seen.append(hit.external_id)
+        return seen
+
+    return search
+
+
+def evaluate(search: Search, questions: list[dict]) -> dict[str, float]:
+    depth = max(KS)
+    recall = {k: 0.0 for k in KS}
+    full = {k: 0 for k in KS}
+    mrr = 0.0
+    latencies = []
+    search(questions[0]["question"], depth)  # warm-up
+    for q in questions:
+        start = time.perf_counter()
+        ranked = search(q["question"], depth)
+        latencies.append((time.perf_counter() - start) * 1000)
+        gold = set(q["gold_ids"])
+        for k in KS:
+            found = gold & set(ranked[:k])
+            recall[k] += len(found) / len(gold)
+            full[k] += found == gold
+        mrr += next((1.0 / (i + 1) for i, d in enumerate(ranked) if d in gold), 0.0)
+    n = len(questions)
+    out = {f"recall@{k}": recall[k] / n for k in KS} | {f"full@{k}": full[k] / n for k in KS}
+    out |= {
+        "mrr": mrr / n,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p95_ms": float(np.percentile(latencies, 95)),
+    }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=500)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--only-manager", action="store_true", help="skip the baselines (development)")
+    args = parser.parse_args()
+
+    corpus, questions = load(args.questions)
+    embedder = SentenceTransformerEmbedder()
+    embedder(["warm up"])
+    tmp = tempfile.TemporaryDirectory()
+    data_dir = args.data_dir or Path(tmp.name) / "mg"
+    settings = Settings(data_dir=data_dir)
+    results: dict[str, dict[str, float]] = {}
+    with MemoryManager(
+        settings, vectors=VectorStore(make_chroma_client(path=settings.chroma_dir), embedder=embedder)
+    ) as mm:
+        start = time.perf_counter()
+        mm.add_many([{"text": text_of(d), "external_id": d["id"]} for d in corpus], namespace="hotpot", batch_size=128)
+        print(
+            f"MemoryManager index ready in {time.perf_counter() - start:.0f} s: {mm.stats('hotpot')}", file=sys.stderr
+        )
+        if not args.only_manager:
+            chroma = PlainChroma(corpus, embedder, (args.data_dir or Path(tmp.name)) / "plain-chroma")
+            bm25 = BM25(corpus)
+            results["Chroma (MiniLM)"] = evaluate(chroma, questions)
+            results["BM25"] = evaluate(bm25, questions)
+            results["RRF(Chroma, BM25)"] = evaluate(rrf(chroma, bm25), questions)
+        results["MemoryManager"] = evaluate(manager_search(mm), questions)
+    tmp.cleanup()
+
+    columns = [f"recall@{k}" for k in KS] + [f"full@{k}" for k in KS] + ["mrr", "p50_ms", "p95_ms"]
+    print(f"HotpotQA dev: {len(questions)} questions, {len(corpus)} paragraphs")
+    print(f"{'system':20}" + "".join(f"{c:>10}" for c in columns))
+    for name, r in results.items():
+        print(f"{name:20}" + "".join(f"{r[c]:>10.3f}" if "ms" not in c else f"{r[c]:>10.1f}" for c in columns))
+    if "Chroma (MiniLM)" in results:
+        ratio = results["MemoryManager"]["p95_ms"] / results["Chroma (MiniLM)"]["p95_ms"]
+        print(f"search p95 ratio MemoryManager / Chroma: {ratio:.2f} (target <= 1.5)")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
