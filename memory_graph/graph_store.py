@@ -1019,8 +1019,12 @@ class GraphStore:
             return [
                 {"relation_id": r.id, "from": members[r.source_id], "to": members[r.target_id], "weight": float(r.w)}
                 for r in conn.execute(
-                    select(Relation.id, Relation.source_id, Relation.target_id, (Relation.count * Relation.confidence).label("w"))
-                    .where(Relation.namespace == namespace, Relation.source_id.in_(ids), Relation.target_id.in_(ids))
+                    select(
+                        Relation.id,
+                        Relation.source_id,
+                        Relation.target_id,
+                        (Relation.count * Relation.confidence).label("w"),
+                    ).where(Relation.namespace == namespace, Relation.source_id.in_(ids), Relation.target_id.in_(ids))
                 )
                 if members[r.source_id] != members[r.target_id]
             ]

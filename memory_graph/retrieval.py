@@ -277,7 +277,9 @@ def _graph_expansion(
 
     if reached:
         strongest = dict(sorted(reached.items(), key=lambda kv: (-kv[1], kv[0]))[: config.bridge_entities])
-        for cid, score in graph.chunks_for_entities(namespace, strongest, limit=limit, salient=True, since=since, until=until):
+        for cid, score in graph.chunks_for_entities(
+            namespace, strongest, limit=limit, salient=True, since=since, until=until
+        ):
             chunk_score[cid] += score
     ordered = sorted(chunk_score.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     return [cid for cid, _ in ordered], {cid: chunk_relations[cid] for cid, _ in ordered if chunk_relations.get(cid)}
