@@ -49,6 +49,8 @@ WEAK_NOUNS = {
 }  # fmt: skip
 NP_MODIFIERS = {"compound", "amod", "flat", "nummod", "compound:prt", "nmod:npmod", "npadvmod"}
 
+# A common noun that describes a name: "the CEO Bob", "my sister Carol" (nmod:desc since UD 2.15).
+DESCRIPTORS = ("compound", "appos", "nmod:desc")
 CONFIDENCE = {"svo": 0.9, "passive": 0.85, "prep": 0.8, "copula": 0.8, "appos": 0.8, "poss": 0.7, "cooccur": 0.3}
 
 
@@ -457,7 +459,7 @@ class _DocExtraction:
             (
                 c
                 for c in owned.children
-                if c.dep_ in ("compound", "appos") and c.pos_ == "NOUN" and c.i not in self.token_entity
+                if c.dep_ in DESCRIPTORS and c.pos_ == "NOUN" and c.i not in self.token_entity
             ),
             None,
         )
@@ -466,8 +468,15 @@ class _DocExtraction:
             self._add_relation(owners, role.lemma_.lower() or role.lower_, [self.token_entity[owned.i]], "poss", sent)
             return
         named = [e for c in owned.children if c.dep_ in ("appos", "flat", "compound") for e in self._entity_of(c)]
-        if not named and owned.dep_ in ("compound", "appos") and owned.head.i in self.token_entity:
+        if not named and owned.dep_ in DESCRIPTORS and owned.head.i in self.token_entity:
+            # UD 2.15+ "my sister Carol": sister -nmod:desc-> Carol (older: compound / appos)
             named = [self.token_entity[owned.head.i]]
+        if not named and owned.pos_ == "NOUN" and owned.i + 1 < len(owned.doc):
+            # The surface order holds when the parse does not: "my sister Carol works ..."
+            following = owned.doc[owned.i + 1]
+            entity = self.token_entity.get(following.i)
+            if entity is not None and following.pos_ == "PROPN" and self.result.entities[entity].label != CONCEPT:
+                named = [entity]
         owned_is_named = (
             owned.i in self.token_entity and self.result.entities[self.token_entity[owned.i]].label != CONCEPT
         )

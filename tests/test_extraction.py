@@ -29,13 +29,13 @@ def test_extraction_subject_verb_object_and_preposition(extractor: Extractor) ->
 
 def test_extraction_copula_and_apposition(extractor: Extractor) -> None:
     assert ("Bob", "be", "doctor") in triples(extractor, "Bob is a doctor.")
-    found = triples(extractor, "Victor Hugo, the author of Les Miserables, lived in Paris.")
-    assert any(s == "Victor Hugo" and p == "be" for s, p, _ in found)
-    assert any(s == "Victor Hugo" and p == "live in" and t == "Paris" for s, p, t in found)
+    found = triples(extractor, "Marie Curie, a physicist from Warsaw, lived in Paris.")
+    assert any(s == "Marie Curie" and p == "be" for s, p, _ in found)
+    assert any(s == "Marie Curie" and p == "live in" and t == "Paris" for s, p, t in found)
 
 
 def test_extraction_possessive(extractor: Extractor) -> None:
-    found = triples(extractor, "Wendy's brother Xavier lives in Madrid.")
+    found = triples(extractor, "Wendy's brother Xavier moved to Madrid.")
     assert ("Wendy", "brother", "Xavier") in found
 
 
