@@ -456,11 +456,7 @@ class _DocExtraction:
         owners = self._entity_of(owner)
         owned = owner.head
         role = next(
-            (
-                c
-                for c in owned.children
-                if c.dep_ in DESCRIPTORS and c.pos_ == "NOUN" and c.i not in self.token_entity
-            ),
+            (c for c in owned.children if c.dep_ in DESCRIPTORS and c.pos_ == "NOUN" and c.i not in self.token_entity),
             None,
         )
         if owned.i in self.token_entity and owned.pos_ == "PROPN" and role is not None:
