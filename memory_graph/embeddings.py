@@ -48,7 +48,9 @@ def load_sentence_transformer(name: str = DEFAULT_EMBEDDING_MODEL, device: str =
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")  # noqa: TID251
     with _lock:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # a "Loading weights" bar on every CLI call
         try:
             return SentenceTransformer(path, device=device)
         except (OSError, ValueError) as exc:
