@@ -234,21 +234,24 @@ class MemoryManager:
         Raises:
             InputError: the query is empty or ``k`` is not positive.
         """
+        return search_memories(query, **self._search_arguments(query, namespace, k, since, until))
+
+    def _search_arguments(self, query: Any, namespace: str | None, k: Any, since: Any, until: Any) -> dict[str, Any]:
+        """The checked keyword arguments that :meth:`search` and :meth:`explain` pass on."""
         if not isinstance(query, str) or not query.strip():
             raise InputError("query is empty")
         if not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive integer, not {k!r}")
-        return search_memories(
-            query,
-            namespace=self._namespace(namespace),
-            k=k,
-            graph=self.graph,
-            vectors=self.vectors,
-            extractor=self.extractor,
-            since=parse_time(since, what="since"),
-            until=parse_time(until, what="until"),
-            config=self.search_config,
-        )
+        return {
+            "namespace": self._namespace(namespace),
+            "k": k,
+            "graph": self.graph,
+            "vectors": self.vectors,
+            "extractor": self.extractor,
+            "since": parse_time(since, what="since"),
+            "until": parse_time(until, what="until"),
+            "config": self.search_config,
+        }
 
     def explain(
         self,
@@ -261,21 +264,7 @@ class MemoryManager:
     ) -> list[HitExplanation]:
         """:meth:`search`'s hits with why each was found: per-signal ranks, the entities linked
         from the query, and the relations around them whose evidence the hit holds."""
-        if not isinstance(query, str) or not query.strip():
-            raise InputError("query is empty")
-        if not isinstance(k, int) or k < 1:
-            raise InputError(f"k must be a positive integer, not {k!r}")
-        return explain_search(
-            query,
-            namespace=self._namespace(namespace),
-            k=k,
-            graph=self.graph,
-            vectors=self.vectors,
-            extractor=self.extractor,
-            since=parse_time(since, what="since"),
-            until=parse_time(until, what="until"),
-            config=self.search_config,
-        )
+        return explain_search(query, **self._search_arguments(query, namespace, k, since, until))
 
     def context(
         self,
