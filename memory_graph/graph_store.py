@@ -9,13 +9,27 @@ from __future__ import annotations
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, create_engine, delete, event, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    union,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
@@ -36,6 +50,13 @@ from memory_graph.schema import (
 )
 
 _BATCH = 400  # rows per multi-row statement (SQLite allows 32766 bound variables)
+
+# Aliases of the entities table, made once: an alias copies every column, which costs more than
+# running a small query when it is done per call on the search path.
+_CANON = Entity.__table__.alias("canon")
+_SOURCE_RAW, _TARGET_RAW = Entity.__table__.alias("sr"), Entity.__table__.alias("tr")
+_SOURCE, _TARGET = Entity.__table__.alias("s"), Entity.__table__.alias("t")
+_GIVEN = Entity.__table__.alias("given")
 
 
 def utcnow() -> datetime:
@@ -684,7 +705,7 @@ class GraphStore:
         out: dict[str, list[EntityRef]] = defaultdict(list)
         if not chunk_ids:
             return out
-        canon = Entity.__table__.alias("canon")
+        canon = _CANON
         with self._read("reading chunk entities") as conn:
             for batch in _batches(list(chunk_ids)):
                 rows = conn.execute(
@@ -706,8 +727,7 @@ class GraphStore:
         out: dict[str, list[RelationRef]] = defaultdict(list)
         if not chunk_ids:
             return out
-        source_raw, target_raw = Entity.__table__.alias("sr"), Entity.__table__.alias("tr")
-        source, target = Entity.__table__.alias("s"), Entity.__table__.alias("t")
+        source_raw, target_raw, source, target = _SOURCE_RAW, _TARGET_RAW, _SOURCE, _TARGET
         with self._read("reading chunk relations") as conn:
             for batch in _batches(list(chunk_ids)):
                 rows = conn.execute(
@@ -767,12 +787,38 @@ class GraphStore:
             )
             return [_entity_dict(e) for e in rows]
 
+    def match_keys(self, namespace: str, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """For each of ``keys`` that is an entity key or a live alias key of ``namespace``, the
+        (canonical) entities it names (one query)."""
+        keys = list(dict.fromkeys(k for k in keys if k))
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        if not keys:
+            return out
+        by_key = select(Entity.key.label("k"), func.coalesce(Entity.merged_into, Entity.id).label("cid")).where(
+            Entity.namespace == namespace, Entity.key.in_(keys)
+        )
+        by_alias = (
+            select(EntityAlias.alias_key.label("k"), func.coalesce(Entity.merged_into, Entity.id).label("cid"))
+            .join(Entity, Entity.id == EntityAlias.entity_id)
+            .where(EntityAlias.namespace == namespace, EntityAlias.alias_key.in_(keys), EntityAlias.count > 0)
+        )
+        matched = union(by_key, by_alias).subquery()
+        with self._read("looking up entities") as conn:
+            for row in conn.execute(
+                select(matched.c.k, *Entity.__table__.c)
+                .join(Entity, Entity.id == matched.c.cid)
+                .order_by(Entity.mention_count.desc(), Entity.id)
+            ):
+                out[row.k].append(_entity_dict(row))
+        return out
+
     def find_entities_fuzzy(
-        self, namespace: str, names: Iterable[str], *, min_ratio: float = 0.6, limit: int = 50
+        self, namespace: str, names: Iterable[str], *, min_ratio: float = 0.85, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """Entities whose key starts or ends with a word of ``names`` and resembles the name
-        (``difflib`` ratio, or one key contains the other), best first. Catches "Bob" for
-        "Bob Smith" and "Acme Corp" for "Acme Corporation" without a full scan."""
+        """Named entities whose key starts or ends with a word of ``names`` and is the same name in
+        other words: each word of the shorter a prefix of the next words of the longer ("Acme
+        Corp" ~ "Acme Corporation", "Bob" ~ "Bob Smith"), or a near spelling (``difflib`` ratio
+        at least ``min_ratio``: "Jon Smith" ~ "John Smith"), best first. No full scan."""
         import difflib
 
         wanted = [normalize_key(n) for n in names if n and n.strip()]
@@ -789,7 +835,12 @@ class GraphStore:
                 _entity_dict(r)
                 for r in conn.execute(
                     select(Entity)
-                    .where(Entity.namespace == namespace, Entity.merged_into.is_(None), or_(*clauses))
+                    .where(
+                        Entity.namespace == namespace,
+                        Entity.merged_into.is_(None),
+                        Entity.label.not_in(("CONCEPT", "DATE")),
+                        or_(*clauses),
+                    )
                     .order_by(Entity.mention_count.desc(), Entity.id)
                     .limit(limit * 4)
                 )
@@ -797,7 +848,7 @@ class GraphStore:
         scored = []
         for row in rows:
             best = max(
-                (1.0 if (n in row["key"] or row["key"] in n) else difflib.SequenceMatcher(None, n, row["key"]).ratio())
+                1.0 if _same_name(n, row["key"]) else difflib.SequenceMatcher(None, n, row["key"]).ratio()
                 for n in wanted
             )
             if best >= min_ratio:
@@ -834,6 +885,15 @@ class GraphStore:
                 )
             ]
 
+    def entity_members(self, entity_ids: Sequence[int]) -> dict[int, int]:
+        """``entity id -> given id`` for the given (canonical) entities and every row that stands
+        for them (see :meth:`_members`). Pass it as ``members=`` to the entity reads below to
+        resolve a set once for several of them."""
+        if not entity_ids:
+            return {}
+        with self._read("resolving entities") as conn:
+            return self._members(conn, entity_ids)
+
     def _members(self, conn: Connection, entity_ids: Sequence[int]) -> dict[int, int]:
         """``entity id -> given id`` for the given (canonical) entities, the entities merged into
         them, and their same-name siblings under another label (the NER calling one company ORG
@@ -841,11 +901,10 @@ class GraphStore:
         ids = list(dict.fromkeys(entity_ids))
         members = {i: i for i in ids}
         for batch in _batches(ids):
-            given = select(Entity.namespace, Entity.key).where(Entity.id.in_(batch)).subquery()
             rows = conn.execute(
-                select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key).join(
-                    given, and_(given.c.namespace == Entity.namespace, given.c.key == Entity.key)
-                )
+                select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key)
+                .join(_GIVEN, and_(_GIVEN.c.namespace == Entity.namespace, _GIVEN.c.key == Entity.key))
+                .where(_GIVEN.c.id.in_(batch))
             ).all()
             by_name: dict[tuple[str, str], int] = {}
             for r in rows:
@@ -860,8 +919,7 @@ class GraphStore:
 
     def entity_details(self, entity_id: int, *, max_relations: int = 50, max_mentions: int = 50) -> dict[str, Any]:
         """Aliases, relations (with evidence) and mentions of one entity and those merged into it."""
-        source_raw, target_raw = Entity.__table__.alias("sr"), Entity.__table__.alias("tr")
-        source, target = Entity.__table__.alias("s"), Entity.__table__.alias("t")
+        source_raw, target_raw, source, target = _SOURCE_RAW, _TARGET_RAW, _SOURCE, _TARGET
         with self._read("reading an entity") as conn:
             members = list(self._members(conn, [entity_id]))
             aliases = list(
@@ -944,14 +1002,16 @@ class GraphStore:
         salient: bool = False,
         since: datetime | None = None,
         until: datetime | None = None,
+        members: Mapping[int, int] | None = None,
     ) -> list[tuple[str, float]]:
         """Chunks mentioning the weighted (canonical) entities, ``(chunk_id, summed weight)``,
         best first. With ``salient``, only mentions in a chunk's first sentence count: the
-        chunks that are *about* the entity rather than passing mentions."""
+        chunks that are *about* the entity rather than passing mentions. ``members``: a result
+        of :meth:`entity_members` covering the weighted entities."""
         if not weights:
             return []
         with self._read("finding chunks of entities") as conn:
-            members = self._members(conn, list(weights))
+            members = _restrict(members, weights) if members is not None else self._members(conn, list(weights))
             weight = case(*[(Mention.entity_id == m, weights[c]) for m, c in members.items()], else_=0.0)
             # A mention in the chunk's first sentence counts double: the chunk is about it.
             first_sentence = case((Mention.sent_start == Chunk.start, 2.0), else_=1.0)
@@ -969,7 +1029,9 @@ class GraphStore:
             query = self._time_filtered(query, None, since, until)
             return [(r.chunk_id, float(r.score)) for r in conn.execute(query)]
 
-    def neighbours(self, namespace: str, entity_ids: Sequence[int], *, fanout: int) -> list[dict[str, Any]]:
+    def neighbours(
+        self, namespace: str, entity_ids: Sequence[int], *, fanout: int, members: Mapping[int, int] | None = None
+    ) -> list[dict[str, Any]]:
         """Relations touching the (canonical) ``entity_ids``: at most ``fanout`` per entity,
         strongest first, endpoints reported as canonical ids."""
         if not entity_ids:
@@ -977,7 +1039,7 @@ class GraphStore:
         strength = Relation.count * Relation.confidence
         rows: list[dict[str, Any]] = []
         with self._read("expanding the graph") as conn:
-            members = self._members(conn, entity_ids)
+            members = _restrict(members, entity_ids) if members is not None else self._members(conn, entity_ids)
             by_canonical: dict[int, list[int]] = defaultdict(list)
             for member, canonical in members.items():
                 by_canonical[canonical].append(member)
@@ -1009,12 +1071,14 @@ class GraphStore:
             row["to"] = canon.get(row["to"], row["to"])
         return rows
 
-    def relations_among(self, namespace: str, entity_ids: Sequence[int]) -> list[dict[str, Any]]:
+    def relations_among(
+        self, namespace: str, entity_ids: Sequence[int], *, members: Mapping[int, int] | None = None
+    ) -> list[dict[str, Any]]:
         """Relations whose two ends are both among the (canonical) ``entity_ids``."""
         if len(entity_ids) < 2:
             return []
         with self._read("reading relations among entities") as conn:
-            members = self._members(conn, entity_ids)
+            members = _restrict(members, entity_ids) if members is not None else self._members(conn, entity_ids)
             ids = list(members)
             return [
                 {"relation_id": r.id, "from": members[r.source_id], "to": members[r.target_id], "weight": float(r.w)}
@@ -1076,12 +1140,14 @@ class GraphStore:
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
 
-    def entity_document_frequency(self, entity_ids: Sequence[int]) -> dict[int, int]:
+    def entity_document_frequency(
+        self, entity_ids: Sequence[int], *, members: Mapping[int, int] | None = None
+    ) -> dict[int, int]:
         """Chunks mentioning each (canonical) entity, for IDF weights."""
         if not entity_ids:
             return {}
         with self._read("counting entity mentions") as conn:
-            members = self._members(conn, entity_ids)
+            members = _restrict(members, entity_ids) if members is not None else self._members(conn, entity_ids)
             counts: dict[int, int] = defaultdict(int)
             for r in conn.execute(
                 select(Mention.entity_id, func.count(func.distinct(Mention.chunk_id)).label("n"))
@@ -1510,6 +1576,19 @@ def _entity_dict(row: Any) -> dict[str, Any]:
         "first_seen": e["first_seen"],
         "last_seen": e["last_seen"],
     }
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Each word of the shorter key is a prefix of a word of the longer, in order."""
+    short, long = sorted((a.split(), b.split()), key=len)
+    words = iter(long)
+    return bool(short) and all(any(w.startswith(s) for w in words) for s in short)
+
+
+def _restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int, int]:
+    """The part of an :meth:`GraphStore.entity_members` result that stands for ``entity_ids``."""
+    wanted = set(entity_ids)
+    return {member: given for member, given in members.items() if given in wanted}
 
 
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:

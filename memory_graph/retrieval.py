@@ -1,9 +1,10 @@
 """Query time: vector, keyword, entity and graph signals, fused into ranked hits.
 
-1. Vector search in Chroma and keyword search (BM25 / full-text) in the relational store; the
-   query embedding runs in a worker thread while the query is parsed and linked.
-2. Entity linking of the query with the same pipeline: exact names and aliases, fuzzy matches on
-   canonical names, and dates resolved to DATE entities ("last May" → 2025-05) → the chunks that
+1. Vector search in Chroma and keyword search (BM25 / full-text) in the relational store, in
+   worker threads while the query is linked and expanded.
+2. Entity linking of the query: tokenised by the same pipeline, its n-grams looked up among the
+   namespace's entity names and aliases (longest match wins), capitalised names matched fuzzily on
+   canonical names, dates resolved to DATE entities ("last May" → 2025-05) → the chunks that
    mention the linked entities, weighted by how specific each entity is (IDF).
 3. Graph expansion with bounded fan-out: relations around the linked entities (their evidence
    chunks, and the chunks *about* their neighbours), and bridges from the best first-stage hits
@@ -16,20 +17,27 @@
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memory_graph.extraction import CONCEPT, NAMED_LABELS, Extractor, normalize_key
 from memory_graph.graph_store import GraphStore
 from memory_graph.records import EntityRef, MemoryHit, RelationRef, _Serialisable
-from memory_graph.temporal import is_when_question
+from memory_graph.temporal import is_when_question, normalize_date
 from memory_graph.vector_store import VectorStore
 
+if TYPE_CHECKING:
+    from spacy.tokens import Doc, Span
+
 SIGNALS = ("vector", "keyword", "entity", "graph")
+MAX_NAME_WORDS = 4  # the longest query n-gram looked up as an entity name
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="memory-graph-search")
+_THREAD = threading.local()
 
 
 @dataclass(frozen=True)
@@ -81,29 +89,68 @@ def link_query_entities(
     fuzzy: bool = True,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Entities of ``namespace`` the query refers to, canonical, most mentioned first."""
-    doc = extractor.parse(query)
-    extraction = extractor.from_doc(doc, observed_at=now or datetime.now(UTC))
-    keys = [e.key for e in extraction.entities]
-    # Proper nouns the NER missed ("what does bob like?") still name entities.
-    keys += [normalize_key(t.text) for t in doc if t.pos_ == "PROPN" or (t.is_title and not t.is_sent_start)]
-    linked = {e["id"]: e for e in graph.find_entities(namespace, keys)}
+    """Entities of ``namespace`` the query refers to, canonical, most mentioned first.
+
+    The namespace's entity keys and aliases are the dictionary: every word n-gram of the query
+    (keyed as at ingest, the last word also as a noun lemma: "coffee shops" → "coffee shop") is
+    looked up in one query, and the longest matches win ("New York City" over "York"). Dates
+    come from the pipeline's rule entities, resolved against ``now`` ("last May" → 2025-05) and
+    widened to the days or month around them; capitalised names with no exact match are matched
+    fuzzily on canonical names. No statistical component runs: a search costs lookups, not a parse.
+    """
+    doc = extractor.tokenize(query)
+    runs = _capitalised_runs(doc)
+    # Part of a longer name is not the name: "Scott" alone is some other Scott than "Scott Derrickson".
+    part_of_name = {(a, b) for run in runs for a in range(run.start, run.end) for b in range(a + 1, run.end + 1)}
+    part_of_name -= {(run.start, run.end) for run in runs}
+    lemmas = [extractor.noun_lemma(token) for token in doc]
+    spans: dict[tuple[int, int], set[str]] = {}
+    for start in range(len(doc)):
+        for end in range(start + 1, min(len(doc), start + MAX_NAME_WORDS) + 1):
+            token = doc[end - 1]
+            if token.is_punct or token.is_space:
+                break
+            if doc[start].is_stop or token.is_stop or (start, end) in part_of_name:
+                continue
+            text = doc[start:end].text
+            keys = {normalize_key(text)}
+            lemma = lemmas[end - 1]
+            if lemma != token.lower_:
+                keys.add(normalize_key(" ".join([t.lower_ for t in doc[start : end - 1]] + [lemma])))
+            spans[(start, end)] = keys
+    found = graph.match_keys(namespace, [key for keys in spans.values() for key in keys])
+    linked: dict[int, dict[str, Any]] = {}
+    covered: set[int] = set()
+    for (start, end), keys in sorted(spans.items(), key=lambda item: (item[0][0] - item[0][1], item[0][0])):
+        entities = [entity for key in sorted(keys) for entity in found.get(key, [])]
+        if entities and covered.isdisjoint(range(start, end)):
+            covered.update(range(start, end))
+            for entity in entities:
+                linked.setdefault(entity["id"], entity)
     # A month links the days inside it and a day the month around it ("March 2025" ~ 2025-03-13).
-    dates = [e.attributes["date"] for e in extraction.entities if e.label == "DATE" and "date" in e.attributes]
+    when = now or datetime.now(UTC)
+    dates = [value.key for ent in doc.ents if ent.label_ == "DATE" and (value := normalize_date(ent.text, when))]
     for entity in graph.find_dates(namespace, dates) if dates else []:
         linked.setdefault(entity["id"], entity)
     if fuzzy:
-        found = {e["key"] for e in linked.values()}
-        # Only names of two or more words: a single word ("Nixon") matches too many longer names;
-        # unambiguous ones were merged into their full name at ingest already.
-        names = [
-            e.text
-            for e in extraction.entities
-            if e.label not in (CONCEPT, "DATE") and e.key not in found and len(e.key.split()) > 1
-        ]
+        # Only names of two or more capitalised words: a single word ("Nixon") matches too many
+        # longer names; unambiguous ones were merged into their full name at ingest already.
+        names = [run.text for run in runs if len(run) > 1 and covered.isdisjoint(range(run.start, run.end))]
         for entity in graph.find_entities_fuzzy(namespace, names, limit=10) if names else []:
             linked.setdefault(entity["id"], entity)
-    return list(linked.values())
+    return sorted(linked.values(), key=lambda e: (-e["mention_count"], e["id"]))
+
+
+def _capitalised_runs(doc: Doc) -> list[Span]:
+    """Maximal runs of capitalised words ("Acme Corp", "Bob Smith")."""
+    runs, start = [], None
+    for token in [*doc, None]:
+        if token is not None and token.is_title and not token.is_stop:
+            start = token.i if start is None else start
+        elif start is not None:
+            runs.append(doc[start : token.i if token is not None else len(doc)])
+            start = None
+    return runs
 
 
 def search_memories(
@@ -121,7 +168,7 @@ def search_memories(
     """Rank the chunks of ``namespace`` for ``query``; see the module docstring."""
     best, _ = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
                     since=since, until=until, config=config)  # fmt: skip
-    return build_hits(best, graph)
+    return build_hits(best, graph, namespace=namespace)
 
 
 def explain_search(
@@ -139,7 +186,7 @@ def explain_search(
     """The hits of :func:`search_memories` with the evidence of how each was found."""
     best, linked = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
                          since=since, until=until, config=config)  # fmt: skip
-    hits = build_hits(best, graph)
+    hits = build_hits(best, graph, namespace=namespace)
     linked_refs = [EntityRef(e["id"], e["name"], e["label"]) for e in linked]
     by_chunk = dict(best)
     out = []
@@ -170,30 +217,28 @@ def _rank(
     config: SearchConfig,
 ) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]]]:
     n = max(k * config.oversample, config.min_candidates)
-
-    def vector_search() -> list[str]:
-        embedding = vectors.embed([query])[0]
-        return [cid for cid, _ in vectors.query(embedding, namespace=namespace, k=n, since=since, until=until)]
-
-    pending_vector = _POOL.submit(vector_search)
+    chunks = graph.chunk_count(namespace)
+    # The text searches run in worker threads while the query is linked and expanded here.
+    pending_vector = _POOL.submit(
+        _vector_search, vectors, query, namespace=namespace, chunks=chunks, k=n, since=since, until=until
+    )
+    pending_keyword = _POOL.submit(graph.keyword_search, query, namespace=namespace, limit=n, since=since, until=until)
     ranked: dict[str, list[str]] = {}
-    ranked["keyword"] = [
-        cid for cid, _ in graph.keyword_search(query, namespace=namespace, limit=n, since=since, until=until)
-    ]
     linked = link_query_entities(query, namespace=namespace, graph=graph, extractor=extractor, fuzzy=config.fuzzy)
-    idf = _idf(graph, namespace, [e["id"] for e in linked])
+    expansion = _Expansion(namespace, chunks, graph=graph, config=config, limit=n, since=since, until=until)
     if linked:
-        weights = {e["id"]: idf[e["id"]] for e in linked}
+        idf = expansion.link([e["id"] for e in linked])
         ranked["entity"] = [
-            cid for cid, _ in graph.chunks_for_entities(namespace, weights, limit=n, since=since, until=until)
+            cid
+            for cid, _ in graph.chunks_for_entities(
+                namespace, idf, limit=n, since=since, until=until, members=expansion.members
+            )
         ]
     ranked["vector"] = pending_vector.result()
+    ranked["keyword"] = [cid for cid, _ in pending_keyword.result()]
 
     # The bridges start from what the text signals agree on (vector + keyword).
-    first = _fuse({signal: ranked[signal] for signal in ("vector", "keyword")}, config)
-    graph_ranked, evidence = _graph_expansion(
-        namespace, linked, idf, first, graph=graph, config=config, limit=n, since=since, until=until
-    )
+    graph_ranked, evidence = expansion.bridge(_fuse({s: ranked[s] for s in ("vector", "keyword")}, config))
     if graph_ranked:
         ranked["graph"] = graph_ranked
     fused = _fuse(ranked, config)
@@ -204,6 +249,30 @@ def _rank(
         _favour_dates(fused, graph, config)
     best = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[:k]
     return best, linked
+
+
+def _vector_search(
+    vectors: VectorStore,
+    query: str,
+    *,
+    namespace: str,
+    chunks: int,
+    k: int,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[str]:
+    """Chunk ids nearest to ``query``. Runs in a search thread, where torch gets one core
+    fewer than its default (the setting is per thread): the query parse beside it needs one."""
+    if not getattr(_THREAD, "torch_threads_set", False) and (torch := sys.modules.get("torch")) is not None:
+        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
+        _THREAD.torch_threads_set = True
+    embedding = vectors.embed([query])[0]
+    # Chroma filters on metadata before it searches, at a cost that grows with the records kept
+    # (16 ms for 5,800 against 1 ms unfiltered, chromadb 1.5). A namespace that is the whole
+    # collection needs no filter; build_hits still drops a chunk of another namespace.
+    whole = since is None and until is None and vectors.count() == chunks
+    hits = vectors.query(embedding, namespace=None if whole else namespace, k=k, since=since, until=until)
+    return [cid for cid, _ in hits]
 
 
 def _fuse(ranked: dict[str, list[str]], config: SearchConfig) -> dict[str, _Candidate]:
@@ -218,71 +287,94 @@ def _fuse(ranked: dict[str, list[str]], config: SearchConfig) -> dict[str, _Cand
     return fused
 
 
-def _idf(graph: GraphStore, namespace: str, entity_ids: list[int]) -> dict[int, float]:
-    if not entity_ids:
-        return {}
-    # BM25's idf: an entity in most chunks (the speaker of a chat) weighs almost nothing.
-    total = max(1, graph.chunk_count(namespace))
-    df = graph.entity_document_frequency(entity_ids)
-    return {eid: math.log(1 + (total - (n := df.get(eid, 1)) + 0.5) / (n + 0.5)) for eid in entity_ids}
+class _Expansion:
+    """The graph signal: chunks reached through the graph, and the relations behind each.
 
-
-def _graph_expansion(
-    namespace: str,
-    linked: list[dict[str, Any]],
-    idf: dict[int, float],
-    first: dict[str, _Candidate],
-    *,
-    graph: GraphStore,
-    config: SearchConfig,
-    limit: int,
-    since: datetime | None,
-    until: datetime | None,
-) -> tuple[list[str], dict[str, list[int]]]:
-    """Chunks reached through the graph, best first, and the relations behind each.
-
-    * Evidence: chunks holding evidence for relations among the query's linked entities.
-    * Hop 1 (bridges): the entities named in the best first-stage hits (vector + keyword), other
-      than the linked ones, lead to the chunks *about* them (named in their first sentence):
-      "the director of film X was born where?" → X's chunk names the director → the director's.
-    * Hop 2 (``hops=2``): the relation neighbours of the linked entities lead there as well.
-    Fan-out is bounded by ``bridge_hits``, ``bridge_entities`` and ``fanout``.
+    * Evidence (:meth:`link`): chunks holding evidence for relations among the query's linked
+      entities; with ``hops=2``, the relation neighbours of those entities are followed as well.
+    * Bridges (:meth:`bridge`): the entities named in the best first-stage hits (vector +
+      keyword), other than the linked ones, lead to the chunks *about* them (named in their first
+      sentence): "the director of film X was born where?" → X's chunk names the director → the
+      director's chunk.
+    Fan-out is bounded by ``bridge_hits``, ``bridge_entities`` and ``fanout``. :meth:`link`
+    needs only the query, so it runs while the text searches are still under way.
     """
-    chunk_score: dict[str, float] = defaultdict(float)
-    chunk_relations: dict[str, list[int]] = defaultdict(list)
-    seeds = [e["id"] for e in linked]
-    reached: dict[int, float] = defaultdict(float)
 
-    among = {e["relation_id"]: e for e in graph.relations_among(namespace, seeds)}
-    for cid, rid in graph.evidence_chunks(list(among), limit=limit, since=since, until=until):
-        edge = among[rid]
-        chunk_score[cid] += (idf[edge["from"]] + idf[edge["to"]]) * math.log1p(edge["weight"])
-        chunk_relations[cid].append(rid)
-    if config.hops > 1:
-        for edge in graph.neighbours(namespace, seeds, fanout=config.fanout):
-            if edge["to"] not in idf:
-                reached[edge["to"]] += math.log1p(edge["weight"]) * idf.get(edge["from"], 1.0) / 2
+    def __init__(
+        self,
+        namespace: str,
+        chunks: int,
+        *,
+        graph: GraphStore,
+        config: SearchConfig,
+        limit: int,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> None:
+        self.namespace, self.graph, self.config, self.limit = namespace, graph, config, limit
+        self.since, self.until = since, until
+        self.members: dict[int, int] = {}
+        self.idf: dict[int, float] = {}
+        self.chunk_score: dict[str, float] = defaultdict(float)
+        self.chunk_relations: dict[str, list[int]] = defaultdict(list)
+        self.reached: dict[int, float] = defaultdict(float)
+        self.chunks = max(1, chunks)  # of the namespace, for IDF
 
-    top = sorted(first.items(), key=lambda item: -item[1].score)[: config.bridge_hits]
-    mentions = graph.chunk_mentions([cid for cid, _ in top], labels=NAMED_LABELS | {CONCEPT})
-    bridge: dict[int, float] = defaultdict(float)
-    for rank, (cid, _) in enumerate(top, 1):
-        for eid, _first_sentence in mentions.get(cid, []):
-            if eid not in idf:
-                bridge[eid] += 1.0 / rank
-    if bridge:
-        bridge_idf = _idf(graph, namespace, list(bridge))
-        for eid, score in bridge.items():
-            reached[eid] += score * bridge_idf[eid]
+    def weigh(self, entity_ids: list[int]) -> tuple[dict[int, int], dict[int, float]]:
+        """The rows standing for ``entity_ids`` and each entity's IDF over the namespace's chunks
+        (BM25's: an entity in most chunks, the speaker of a chat, weighs almost nothing)."""
+        members = self.graph.entity_members(entity_ids)
+        df = self.graph.entity_document_frequency(entity_ids, members=members)
+        total = self.chunks
+        return members, {e: math.log(1 + (total - (n := df.get(e, 1)) + 0.5) / (n + 0.5)) for e in entity_ids}
 
-    if reached:
-        strongest = dict(sorted(reached.items(), key=lambda kv: (-kv[1], kv[0]))[: config.bridge_entities])
-        for cid, score in graph.chunks_for_entities(
-            namespace, strongest, limit=limit, salient=True, since=since, until=until
-        ):
-            chunk_score[cid] += score
-    ordered = sorted(chunk_score.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    return [cid for cid, _ in ordered], {cid: chunk_relations[cid] for cid, _ in ordered if chunk_relations.get(cid)}
+    def link(self, entity_ids: list[int]) -> dict[int, float]:
+        """Start from the query's linked entities; returns their IDF weights."""
+        graph, config = self.graph, self.config
+        self.members, self.idf = self.weigh(entity_ids)
+        idf = self.idf
+        among = {e["relation_id"]: e for e in graph.relations_among(self.namespace, entity_ids, members=self.members)}
+        for cid, rid in graph.evidence_chunks(list(among), limit=self.limit, since=self.since, until=self.until):
+            edge = among[rid]
+            self.chunk_score[cid] += (idf[edge["from"]] + idf[edge["to"]]) * math.log1p(edge["weight"])
+            self.chunk_relations[cid].append(rid)
+        if config.hops > 1:
+            for edge in graph.neighbours(self.namespace, entity_ids, fanout=config.fanout, members=self.members):
+                if edge["to"] not in idf:
+                    self.reached[edge["to"]] += math.log1p(edge["weight"]) * idf.get(edge["from"], 1.0) / 2
+        return idf
+
+    def bridge(self, first: dict[str, _Candidate]) -> tuple[list[str], dict[str, list[int]]]:
+        """Add the bridges from the first-stage hits; the graph-ranked chunk ids, best first,
+        and the relations behind each."""
+        graph, config = self.graph, self.config
+        top = sorted(first.items(), key=lambda item: -item[1].score)[: config.bridge_hits]
+        mentions = graph.chunk_mentions([cid for cid, _ in top], labels=NAMED_LABELS | {CONCEPT})
+        bridge: dict[int, float] = defaultdict(float)
+        for rank, (cid, _) in enumerate(top, 1):
+            for eid, _first_sentence in mentions.get(cid, []):
+                if eid not in self.idf:
+                    bridge[eid] += 1.0 / rank
+        members: dict[int, int] = {}
+        if bridge:
+            members, bridge_idf = self.weigh(list(bridge))
+            for eid, score in bridge.items():
+                self.reached[eid] += score * bridge_idf[eid]
+        if self.reached:
+            strongest = dict(sorted(self.reached.items(), key=lambda kv: (-kv[1], kv[0]))[: config.bridge_entities])
+            for cid, score in graph.chunks_for_entities(
+                self.namespace,
+                strongest,
+                limit=self.limit,
+                salient=True,
+                since=self.since,
+                until=self.until,
+                members=members if strongest.keys() <= bridge.keys() else None,
+            ):
+                self.chunk_score[cid] += score
+        ordered = sorted(self.chunk_score.items(), key=lambda kv: (-kv[1], kv[0]))[: self.limit]
+        relations = self.chunk_relations
+        return [cid for cid, _ in ordered], {cid: relations[cid] for cid, _ in ordered if relations.get(cid)}
 
 
 def _favour_dates(fused: dict[str, _Candidate], graph: GraphStore, config: SearchConfig) -> None:
@@ -293,7 +385,7 @@ def _favour_dates(fused: dict[str, _Candidate], graph: GraphStore, config: Searc
         fused[cid].score += bonus
 
 
-def build_hits(best: list[tuple[str, _Candidate]], graph: GraphStore) -> list[MemoryHit]:
+def build_hits(best: list[tuple[str, _Candidate]], graph: GraphStore, *, namespace: str) -> list[MemoryHit]:
     """MemoryHits for ranked chunk ids, with entities and relations (three batched queries)."""
     ids = [cid for cid, _ in best]
     rows = graph.chunks(ids)
@@ -302,8 +394,8 @@ def build_hits(best: list[tuple[str, _Candidate]], graph: GraphStore) -> list[Me
     hits = []
     for cid, candidate in best:
         row = rows.get(cid)
-        if row is None:
-            continue  # a vector whose chunk is gone: verify(repair=True) removes it
+        if row is None or row.namespace != namespace:
+            continue  # a vector whose chunk is gone (verify(repair=True) removes it), or another namespace's
         hits.append(
             MemoryHit(
                 chunk_id=cid,

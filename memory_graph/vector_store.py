@@ -179,18 +179,19 @@ class VectorStore:
         self,
         embedding: np.ndarray,
         *,
-        namespace: str,
+        namespace: str | None,
         k: int,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[tuple[str, float]]:
-        """Nearest chunks of one namespace: ``(chunk_id, cosine similarity)``, best first."""
-        clauses: list[dict[str, Any]] = [{"namespace": namespace}]
+        """Nearest chunks of one namespace (``None``: of the whole collection):
+        ``(chunk_id, cosine similarity)``, best first. The filters go down to Chroma."""
+        clauses: list[dict[str, Any]] = [] if namespace is None else [{"namespace": namespace}]
         if since is not None:
             clauses.append({"observed_ts": {"$gte": _timestamp(since)}})
         if until is not None:
             clauses.append({"observed_ts": {"$lt": _timestamp(until)}})
-        where = clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
         with self._errors("vector search"):
             result = self.collection.query(
                 query_embeddings=np.asarray([embedding], dtype=np.float32),

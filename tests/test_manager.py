@@ -108,6 +108,21 @@ def test_manager_namespaces_are_isolated(manager: MemoryManager) -> None:
     assert manager.stats("alpha").documents == 1 and manager.stats("beta").documents == 1
 
 
+def test_manager_search_stays_in_its_namespace_when_the_vector_filter_is_skipped(manager: MemoryManager) -> None:
+    """A namespace holding as many chunks as the collection holds vectors is searched without
+    Chroma's namespace filter; when the two stores disagree (here: alpha lost a vector, beta has
+    one), the other namespace's chunk must still not come back."""
+    only = manager.add("Frank's dog is called Rex.", namespace="alpha", external_id="a1")
+    assert [h.external_id for h in manager.search("What is the dog called?", namespace="alpha", k=5)] == ["a1"]
+    lost = manager.add("Frank walks Rex along the river every morning.", namespace="alpha", external_id="a2")
+    manager.vectors.delete(lost.chunk_ids)
+    manager.add("Grace's dog is called Rex too.", namespace="beta", external_id="b1")
+    assert manager.vectors.count() == manager.graph.chunk_count("alpha")
+    hits = manager.search("What is the dog called?", namespace="alpha", k=5)
+    assert only.document_id in {h.document_id for h in hits}
+    assert all(h.namespace == "alpha" for h in hits)
+
+
 def test_manager_delete_removes_from_both_stores(manager: MemoryManager) -> None:
     keep = manager.add("Heidi teaches chemistry in Zurich.", namespace="n", external_id="keep")
     gone = manager.add("Ivan repairs bicycles in Oslo.", namespace="n", external_id="gone")

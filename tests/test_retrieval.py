@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from memory_graph import MemoryManager
+from memory_graph.retrieval import link_query_entities
 from memory_graph.temporal import is_when_question, normalize_date
 
 DATA = Path(__file__).parent / "data" / "conversations.jsonl"
@@ -65,6 +66,25 @@ def test_retrieval_when_questions_favour_dated_chunks(chat: MemoryManager) -> No
 def test_retrieval_date_in_query_links_to_dated_memories(chat: MemoryManager) -> None:
     hits = chat.search("What happened in March 2025?", namespace="nina", k=3)
     assert "s3-1" in ids(hits)
+
+
+def linked(chat: MemoryManager, query: str, *, fuzzy: bool = True) -> set[str]:
+    entities = link_query_entities(query, namespace="nina", graph=chat.graph, extractor=chat.extractor, fuzzy=fuzzy)
+    return {e["name"] for e in entities}
+
+
+def test_retrieval_query_linking_finds_names_aliases_and_plural_concepts(chat: MemoryManager) -> None:
+    assert "Vantage Robotics" in linked(chat, "where is vantage robotics?")  # lowercase, no parse
+    assert "Omar Haddad" in linked(chat, "Did Omar call?")  # "Omar" is an alias of Omar Haddad
+    assert {"Nina", "hiking trails"} <= linked(chat, "Which hiking trails does Nina love?")  # key: hiking trail
+    assert "Pittsburgh" in linked(chat, "Is the Pittsburgh expo over?")
+
+
+def test_retrieval_query_linking_does_not_take_part_of_a_longer_name(chat: MemoryManager) -> None:
+    """Nobody here is called Omar Smith: its first word alone must not link Omar Haddad."""
+    assert linked(chat, "Did Omar Smith call?", fuzzy=False) == set()
+    assert linked(chat, "Did Omar Smith call?") == set()  # nor fuzzily: Smith is not Haddad
+    assert [e["name"] for e in chat.graph.find_entities_fuzzy("nina", ["Vantage Robot"])][:1] == ["Vantage Robotics"]
 
 
 def test_retrieval_time_window(chat: MemoryManager) -> None:
