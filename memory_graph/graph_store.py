@@ -684,11 +684,11 @@ class GraphStore:
         if self.dialect == "sqlite":
             params["q"] = " OR ".join(f'"{t}"' for t in terms)
             sql = (
-                "SELECT f.chunk_id AS id, -bm25(chunks_fts) AS score FROM chunks_fts f"
+                "SELECT f.chunk_id AS id, -rank AS score FROM chunks_fts f"
                 + join.format(cid="f.chunk_id")
                 + " WHERE chunks_fts MATCH :q AND f.namespace = :ns"
                 + time_filter
-                + " ORDER BY bm25(chunks_fts) LIMIT :limit"
+                + " ORDER BY rank LIMIT :limit"  # FTS5's rank is bm25()
             )
         else:
             params["q"] = " | ".join(terms)
@@ -815,21 +815,18 @@ class GraphStore:
     def find_entities_fuzzy(
         self, namespace: str, names: Iterable[str], *, min_ratio: float = 0.85, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """Named entities whose key starts or ends with a word of ``names`` and is the same name in
-        other words: each word of the shorter a prefix of the next words of the longer ("Acme
-        Corp" ~ "Acme Corporation", "Bob" ~ "Bob Smith"), or a near spelling (``difflib`` ratio
-        at least ``min_ratio``: "Jon Smith" ~ "John Smith"), best first. No full scan."""
+        """Named entities whose key starts with a word of ``names`` and is the same name in other
+        words: each word of the shorter a prefix of the next words of the longer ("Acme Corp" ~
+        "Acme Corporation", "Bob" ~ "Bob Smith"), or a near spelling (``difflib`` ratio at least
+        ``min_ratio``: "Jon Smith" ~ "John Smithe"), best first. Index range scans, no full scan."""
         import difflib
 
         wanted = [normalize_key(n) for n in names if n and n.strip()]
         words = sorted({w for n in wanted for w in n.split() if len(w) > 2})
         if not words:
             return []
-        clauses = []
-        for w in words:
-            escaped = w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            clauses.append(Entity.key.like(f"{escaped}%", escape="\\"))
-            clauses.append(Entity.key.like(f"% {escaped}", escape="\\"))
+        # key >= w AND key < w with its last letter bumped: the (namespace, key) index serves it.
+        clauses = [and_(Entity.key >= w, Entity.key < w[:-1] + chr(ord(w[-1]) + 1)) for w in words]
         with self._read("matching entity names") as conn:
             rows = [
                 _entity_dict(r)
