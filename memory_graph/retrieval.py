@@ -89,7 +89,7 @@ def link_query_entities(
     fuzzy: bool = True,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Entities of ``namespace`` the query refers to, canonical, most mentioned first.
+    """Entities of ``namespace`` the query refers to, canonical, in the order the query names them.
 
     The namespace's entity keys and aliases are the dictionary: every word n-gram of the query
     (keyed as at ingest, the last word also as a noun lemma: "coffee shops" → "coffee shop") is
@@ -121,12 +121,14 @@ def link_query_entities(
     found = graph.match_keys(namespace, [key for keys in spans.values() for key in keys])
     linked: dict[int, dict[str, Any]] = {}
     covered: set[int] = set()
+    named: list[tuple[int, dict[str, Any]]] = []
     for (start, end), keys in sorted(spans.items(), key=lambda item: (item[0][0] - item[0][1], item[0][0])):
         entities = [entity for key in sorted(keys) for entity in found.get(key, [])]
         if entities and covered.isdisjoint(range(start, end)):
             covered.update(range(start, end))
-            for entity in entities:
-                linked.setdefault(entity["id"], entity)
+            named += [(start, entity) for entity in entities]
+    for _, entity in sorted(named, key=lambda pair: pair[0]):
+        linked.setdefault(entity["id"], entity)
     # A month links the days inside it and a day the month around it ("March 2025" ~ 2025-03-13).
     when = now or datetime.now(UTC)
     dates = [value.key for ent in doc.ents if ent.label_ == "DATE" and (value := normalize_date(ent.text, when))]
@@ -138,7 +140,7 @@ def link_query_entities(
         names = [run.text for run in runs if len(run) > 1 and covered.isdisjoint(range(run.start, run.end))]
         for entity in graph.find_entities_fuzzy(namespace, names, limit=10) if names else []:
             linked.setdefault(entity["id"], entity)
-    return sorted(linked.values(), key=lambda e: (-e["mention_count"], e["id"]))
+    return list(linked.values())
 
 
 def _capitalised_runs(doc: Doc) -> list[Span]:
