@@ -789,27 +789,26 @@ class GraphStore:
 
     def match_keys(self, namespace: str, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
         """For each of ``keys`` that is an entity key or a live alias key of ``namespace``, the
-        (canonical) entities it names (one query)."""
+        (canonical) entities it names (one query per 400 keys)."""
         keys = list(dict.fromkeys(k for k in keys if k))
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        if not keys:
-            return out
-        by_key = select(Entity.key.label("k"), func.coalesce(Entity.merged_into, Entity.id).label("cid")).where(
-            Entity.namespace == namespace, Entity.key.in_(keys)
-        )
-        by_alias = (
-            select(EntityAlias.alias_key.label("k"), func.coalesce(Entity.merged_into, Entity.id).label("cid"))
-            .join(Entity, Entity.id == EntityAlias.entity_id)
-            .where(EntityAlias.namespace == namespace, EntityAlias.alias_key.in_(keys), EntityAlias.count > 0)
-        )
-        matched = union(by_key, by_alias).subquery()
         with self._read("looking up entities") as conn:
-            for row in conn.execute(
-                select(matched.c.k, *Entity.__table__.c)
-                .join(Entity, Entity.id == matched.c.cid)
-                .order_by(Entity.mention_count.desc(), Entity.id)
-            ):
-                out[row.k].append(_entity_dict(row))
+            for batch in _batches(keys):
+                by_key = select(Entity.key.label("k"), func.coalesce(Entity.merged_into, Entity.id).label("cid")).where(
+                    Entity.namespace == namespace, Entity.key.in_(batch)
+                )
+                by_alias = (
+                    select(EntityAlias.alias_key.label("k"), func.coalesce(Entity.merged_into, Entity.id).label("cid"))
+                    .join(Entity, Entity.id == EntityAlias.entity_id)
+                    .where(EntityAlias.namespace == namespace, EntityAlias.alias_key.in_(batch), EntityAlias.count > 0)
+                )
+                matched = union(by_key, by_alias).subquery()
+                for row in conn.execute(
+                    select(matched.c.k, *Entity.__table__.c)
+                    .join(Entity, Entity.id == matched.c.cid)
+                    .order_by(Entity.mention_count.desc(), Entity.id)
+                ):
+                    out[row.k].append(_entity_dict(row))
         return out
 
     def find_entities_fuzzy(

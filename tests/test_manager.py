@@ -123,6 +123,15 @@ def test_manager_search_stays_in_its_namespace_when_the_vector_filter_is_skipped
     assert all(h.namespace == "alpha" for h in hits)
 
 
+def test_manager_search_with_a_very_long_query(manager: MemoryManager) -> None:
+    """A whole transcript as the query: its 40,000 distinct n-grams are more names to look up
+    than PostgreSQL binds in one statement (65,535 parameters); the lookup must batch them."""
+    manager.add("Frank's dog is called Rex.", namespace="n", external_id="x")
+    query = " ".join(f"word{i}" for i in range(10_000)) + " Where is Frank's dog Rex?"
+    hits = manager.search(query, namespace="n", k=3)
+    assert [h.external_id for h in hits] == ["x"]
+
+
 def test_manager_delete_removes_from_both_stores(manager: MemoryManager) -> None:
     keep = manager.add("Heidi teaches chemistry in Zurich.", namespace="n", external_id="keep")
     gone = manager.add("Ivan repairs bicycles in Oslo.", namespace="n", external_id="gone")
