@@ -817,7 +817,7 @@ class GraphStore:
         """Named entities whose key starts with a word of ``names`` and is the same name in other
         words: each word of the shorter a prefix of the next words of the longer ("Acme Corp" ~
         "Acme Corporation", "Bob" ~ "Bob Smith"), or a near spelling (``difflib`` ratio at least
-        ``min_ratio``: "Jon Smith" ~ "John Smithe"), best first. Index range scans, no full scan."""
+        ``min_ratio``: "Acme Corportion" ~ "Acme Corporation"), best first. Index range scans only."""
         import difflib
 
         wanted = [normalize_key(n) for n in names if n and n.strip()]
