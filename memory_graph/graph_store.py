@@ -914,10 +914,19 @@ class GraphStore:
         return members
 
     def entity_details(self, entity_id: int, *, max_relations: int = 50, max_mentions: int = 50) -> dict[str, Any]:
-        """Aliases, relations (with evidence) and mentions of one entity and those merged into it."""
+        """Aliases, relations (with evidence), mentions and mention totals of one entity and the
+        rows that stand for it (merged aliases, same-name siblings)."""
         source_raw, target_raw, source, target = _SOURCE_RAW, _TARGET_RAW, _SOURCE, _TARGET
         with self._read("reading an entity") as conn:
             members = list(self._members(conn, [entity_id]))
+            # The counts of every row the entity stands for: "Maya" merged into "Maya Patel" keeps its own.
+            totals = conn.execute(
+                select(
+                    func.sum(Entity.mention_count).label("mentions"),
+                    func.min(Entity.first_seen).label("first_seen"),
+                    func.max(Entity.last_seen).label("last_seen"),
+                ).where(Entity.id.in_(members))
+            ).one()
             aliases = list(
                 dict.fromkeys(
                     conn.execute(
@@ -987,7 +996,14 @@ class GraphStore:
                     .limit(max_mentions)
                 )
             ]
-        return {"aliases": aliases, "relations": relations, "mentions": mentions}
+        return {
+            "aliases": aliases,
+            "relations": relations,
+            "mentions": mentions,
+            "mention_count": int(totals.mentions or 0),
+            "first_seen": totals.first_seen,
+            "last_seen": totals.last_seen,
+        }
 
     def chunks_for_entities(
         self,

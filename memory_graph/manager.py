@@ -297,9 +297,9 @@ class MemoryManager:
             entity=EntityRef(entity["id"], entity["name"], entity["label"]),
             namespace=ns,
             aliases=details["aliases"],
-            mention_count=entity["mention_count"],
-            first_seen=entity["first_seen"],
-            last_seen=entity["last_seen"],
+            mention_count=details["mention_count"],
+            first_seen=details["first_seen"] or entity["first_seen"],
+            last_seen=details["last_seen"] or entity["last_seen"],
             attributes=entity["attributes"],
             relations=details["relations"],
             mentions=[

@@ -105,6 +105,15 @@ def test_retrieval_alias_merge_is_recorded_and_undoable(chat: MemoryManager) -> 
     assert chat.entity("Omar Haddad", namespace="nina").aliases == ["Omar Haddad"]
 
 
+def test_retrieval_entity_view_counts_the_merged_aliases(chat: MemoryManager) -> None:
+    """Omar was merged into Omar Haddad: the view counts the mentions of both rows."""
+    view = chat.entity("Omar", namespace="nina")
+    assert view.entity.name == "Omar Haddad" and "Omar" in view.aliases
+    assert view.mention_count == len(view.mentions) >= 2
+    assert view.first_seen == min(m.observed_at for m in view.mentions)
+    assert view.last_seen == max(m.observed_at for m in view.mentions)
+
+
 def test_retrieval_speaker_facts(chat: MemoryManager) -> None:
     hits = chat.search("Where does Nina live now?", namespace="nina", k=3)
     assert "s4-2" in ids(hits)
