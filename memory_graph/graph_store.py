@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from memory_graph.errors import ConfigError, GraphStoreError, NotFoundError
-from memory_graph.extraction import EXTRACTOR_VERSION, Extraction, normalize_key
+from memory_graph.extraction import CONCEPT, EXTRACTOR_VERSION, Extraction, normalize_key
 from memory_graph.migrate import ensure_schema
 from memory_graph.records import EntityRef, RelationRef
 from memory_graph.schema import (
@@ -834,7 +834,7 @@ class GraphStore:
                     .where(
                         Entity.namespace == namespace,
                         Entity.merged_into.is_(None),
-                        Entity.label.not_in(("CONCEPT", "DATE")),
+                        Entity.label.not_in((CONCEPT, "DATE")),
                         or_(*clauses),
                     )
                     .order_by(Entity.mention_count.desc(), Entity.id)

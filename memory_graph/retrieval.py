@@ -264,7 +264,7 @@ def _vector_search(
     until: datetime | None,
 ) -> list[str]:
     """Chunk ids nearest to ``query``. Runs in a search thread, where torch gets one core
-    fewer than its default (the setting is per thread): the query parse beside it needs one."""
+    fewer than its default (the setting is per thread): the linking beside it needs one."""
     if not getattr(_THREAD, "torch_threads_set", False) and (torch := sys.modules.get("torch")) is not None:
         torch.set_num_threads(max(1, torch.get_num_threads() - 1))
         _THREAD.torch_threads_set = True
