@@ -1,7 +1,7 @@
 """Query time: vector, keyword, entity and graph signals, fused into ranked hits.
 
-1. Vector search in Chroma and keyword search (BM25 / full-text) in the relational store, in
-   worker threads while the query is linked and expanded.
+1. Vector search in Chroma and keyword search (BM25 / full-text) in the relational store; the
+   query is embedded and keyword-searched in worker threads while it is linked and expanded.
 2. Entity linking of the query: tokenised by the same pipeline, its n-grams looked up among the
    namespace's entity names and aliases (longest match wins), capitalised names matched fuzzily on
    canonical names, dates resolved to DATE entities ("last May" → 2025-05) → the chunks that
@@ -219,12 +219,14 @@ def _rank(
     config: SearchConfig,
 ) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]]]:
     n = max(k * config.oversample, config.min_candidates)
-    chunks = graph.chunk_count(namespace)
-    # The text searches run in worker threads while the query is linked and expanded here.
-    pending_vector = _POOL.submit(
-        _vector_search, vectors, query, namespace=namespace, chunks=chunks, k=n, since=since, until=until
-    )
+    # The query is embedded and keyword-searched in worker threads while it is linked and expanded here.
+    pending_embedding = _POOL.submit(_embed, vectors, query)
     pending_keyword = _POOL.submit(graph.keyword_search, query, namespace=namespace, limit=n, since=since, until=until)
+    chunks = graph.chunk_count(namespace)
+    # Chroma filters on metadata before it searches, at a cost that grows with the records kept
+    # (16 ms for 5,800 against 1 ms unfiltered, chromadb 1.5). A namespace that is the whole
+    # collection needs no filter; build_hits still drops a chunk of another namespace.
+    whole = since is None and until is None and vectors.count() == chunks
     ranked: dict[str, list[str]] = {}
     linked = link_query_entities(query, namespace=namespace, graph=graph, extractor=extractor, fuzzy=config.fuzzy)
     expansion = _Expansion(namespace, chunks, graph=graph, config=config, limit=n, since=since, until=until)
@@ -236,7 +238,10 @@ def _rank(
                 namespace, idf, limit=n, since=since, until=until, members=expansion.members
             )
         ]
-    ranked["vector"] = pending_vector.result()
+    nearest = vectors.query(
+        pending_embedding.result(), namespace=None if whole else namespace, k=n, since=since, until=until
+    )
+    ranked["vector"] = [cid for cid, _ in nearest]
     ranked["keyword"] = [cid for cid, _ in pending_keyword.result()]
 
     # The bridges start from what the text signals agree on (vector + keyword).
@@ -253,28 +258,13 @@ def _rank(
     return best, linked
 
 
-def _vector_search(
-    vectors: VectorStore,
-    query: str,
-    *,
-    namespace: str,
-    chunks: int,
-    k: int,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[str]:
-    """Chunk ids nearest to ``query``. Runs in a search thread, where torch gets one core
-    fewer than its default (the setting is per thread): the linking beside it needs one."""
+def _embed(vectors: VectorStore, query: str) -> Any:
+    """The query's embedding. Runs in a search thread, where torch gets one core fewer than its
+    default (the setting is per thread): the linking beside it needs one."""
     if not getattr(_THREAD, "torch_threads_set", False) and (torch := sys.modules.get("torch")) is not None:
         torch.set_num_threads(max(1, torch.get_num_threads() - 1))
         _THREAD.torch_threads_set = True
-    embedding = vectors.embed([query])[0]
-    # Chroma filters on metadata before it searches, at a cost that grows with the records kept
-    # (16 ms for 5,800 against 1 ms unfiltered, chromadb 1.5). A namespace that is the whole
-    # collection needs no filter; build_hits still drops a chunk of another namespace.
-    whole = since is None and until is None and vectors.count() == chunks
-    hits = vectors.query(embedding, namespace=None if whole else namespace, k=k, since=since, until=until)
-    return [cid for cid, _ in hits]
+    return vectors.embed([query])[0]
 
 
 def _fuse(ranked: dict[str, list[str]], config: SearchConfig) -> dict[str, _Candidate]:
