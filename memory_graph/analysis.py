@@ -31,6 +31,7 @@ from memory_graph.errors import ConfigError, EntityNotFoundError, InputError
 from memory_graph.extraction import normalize_key
 from memory_graph.files import read_memory_files
 from memory_graph.manager import MemoryManager
+from memory_graph.retrieval import signal_shares
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -503,9 +504,9 @@ def explanations_frame(explanations: Sequence[HitExplanation], *, config: Search
             "text": x.hit.text,
         }
         if config is not None:
+            shares = signal_shares(x.ranks, config)
             for s in _SIGNALS:
-                rank = x.ranks.get(s)
-                row[f"score_{s}"] = 0.0 if rank is None else config.weights.get(s, 0.0) / (config.rrf_k + rank)
+                row[f"score_{s}"] = shares.get(s, 0.0)
         rows.append(row)
     columns = ["position", "chunk_id", "external_id", "score", "reasons", *_SIGNALS, "graph_path", "text"]
     if config is not None:
