@@ -829,10 +829,13 @@ class GraphStore:
         out: dict[str, list[EntityRef]] = defaultdict(list)
         if not chunk_ids:
             return out
+        refs: dict[int, EntityRef] = {}  # one per entity: most entities recur across the chunks
         with self._read("reading chunk entities") as conn:
             for batch in _batches(list(chunk_ids)):
-                for r in conn.execute(_CHUNK_ENTITIES, {"ids": batch}):
-                    out[r.chunk_id].append(EntityRef(r.id, r.name, r.label))
+                for chunk_id, eid, name, label, _ in conn.execute(_CHUNK_ENTITIES, {"ids": batch}):
+                    if (ref := refs.get(eid)) is None:
+                        ref = refs[eid] = EntityRef(eid, name, label)
+                    out[chunk_id].append(ref)
         return out
 
     def chunk_relations(self, chunk_ids: Sequence[str]) -> dict[str, list[RelationRef]]:
@@ -840,23 +843,20 @@ class GraphStore:
         out: dict[str, list[RelationRef]] = defaultdict(list)
         if not chunk_ids:
             return out
+        refs: dict[int, EntityRef] = {}  # one per entity: an entity ends many relations
+        seen: set[tuple[str, int]] = set()
         with self._read("reading chunk relations") as conn:
             for batch in _batches(list(chunk_ids)):
-                seen: set[tuple[str, int]] = set()
-                for r in conn.execute(_CHUNK_RELATIONS, {"ids": batch}):
-                    if (r.chunk_id, r.id) in seen:
+                for row in conn.execute(_CHUNK_RELATIONS, {"ids": batch}):
+                    chunk_id, sentence, rid, predicate, confidence, sid, sname, slabel, tid, tname, tlabel = row
+                    if (chunk_id, rid) in seen:
                         continue
-                    seen.add((r.chunk_id, r.id))
-                    out[r.chunk_id].append(
-                        RelationRef(
-                            r.id,
-                            EntityRef(r.sid, r.sname, r.slabel),
-                            r.predicate,
-                            EntityRef(r.tid, r.tname, r.tlabel),
-                            r.sentence,
-                            float(r.confidence),
-                        )
-                    )
+                    seen.add((chunk_id, rid))
+                    if (source := refs.get(sid)) is None:
+                        source = refs[sid] = EntityRef(sid, sname, slabel)
+                    if (target := refs.get(tid)) is None:
+                        target = refs[tid] = EntityRef(tid, tname, tlabel)
+                    out[chunk_id].append(RelationRef(rid, source, predicate, target, sentence, float(confidence)))
         return out
 
     def find_entities(self, namespace: str, keys: Iterable[str]) -> list[dict[str, Any]]:
