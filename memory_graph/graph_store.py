@@ -128,11 +128,7 @@ _SAME_NAME = (
     .where(_GIVEN.c.id.in_(_IDS))
 )
 _MERGED_INTO = select(Entity.id, Entity.merged_into).where(Entity.merged_into.in_(_IDS))
-_DOCUMENT_FREQUENCY = (
-    select(Mention.entity_id, func.count(func.distinct(Mention.chunk_id)).label("n"))
-    .where(Mention.entity_id.in_(_IDS))
-    .group_by(Mention.entity_id)
-)
+_MENTION_COUNTS = select(Entity.id, Entity.mention_count).where(Entity.id.in_(_IDS))
 _RELATIONS_AMONG = select(
     Relation.id, Relation.source_id, Relation.target_id, (Relation.count * Relation.confidence).label("w")
 ).where(Relation.namespace == bindparam("ns"), Relation.source_id.in_(_IDS), Relation.target_id.in_(_IDS))
@@ -1190,17 +1186,18 @@ class GraphStore:
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
 
-    def entity_document_frequency(
+    def entity_mention_counts(
         self, entity_ids: Sequence[int], *, members: Mapping[int, int] | None = None
     ) -> dict[int, int]:
-        """Chunks mentioning each (canonical) entity, for IDF weights."""
+        """Mentions of each (canonical) entity, summed over the rows it stands for; read from the
+        stored counts (kept at every write and delete, checked by ``verify``), not counted here."""
         if not entity_ids:
             return {}
         with self._read("counting entity mentions") as conn:
             members = _restrict(members, entity_ids) if members is not None else self._members(conn, entity_ids)
             counts: dict[int, int] = defaultdict(int)
-            for r in conn.execute(_DOCUMENT_FREQUENCY, {"ids": list(members)}):
-                counts[members[r.entity_id]] += int(r.n)
+            for member, n in conn.execute(_MENTION_COUNTS, {"ids": list(members)}):
+                counts[members[member]] += int(n)
             return dict(counts)
 
     def chunk_count(self, namespace: str) -> int:

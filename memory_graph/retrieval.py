@@ -328,12 +328,15 @@ class _Expansion:
         self.chunks = max(1, chunks)  # of the namespace, for IDF
 
     def weigh(self, entity_ids: list[int]) -> tuple[dict[int, int], dict[int, float]]:
-        """The rows standing for ``entity_ids`` and each entity's IDF over the namespace's chunks
-        (BM25's: an entity in most chunks, the speaker of a chat, weighs almost nothing)."""
+        """The rows standing for ``entity_ids`` and each entity's IDF: BM25's, over the namespace's
+        chunks, with the entity's stored mention count (at most the chunk count) for its frequency.
+        An entity in most chunks, the speaker of a chat, weighs almost nothing."""
         members = self.graph.entity_members(entity_ids)
-        df = self.graph.entity_document_frequency(entity_ids, members=members)
+        counts = self.graph.entity_mention_counts(entity_ids, members=members)
         total = self.chunks
-        return members, {e: math.log(1 + (total - (n := df.get(e, 1)) + 0.5) / (n + 0.5)) for e in entity_ids}
+        return members, {
+            e: math.log(1 + (total - (n := min(counts.get(e, 1), total)) + 0.5) / (n + 0.5)) for e in entity_ids
+        }
 
     def link(self, entity_ids: list[int]) -> dict[int, float]:
         """Start from the query's linked entities; returns their IDF weights."""
