@@ -258,7 +258,7 @@ def _rank(
         if cid in fused:
             fused[cid].relation_ids = relation_ids
     if config.when_boost and is_when_question(query):
-        _favour_dates(fused, graph, config)
+        _favour_dates(fused, graph, config, k)
     best = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[:k]
     return best, linked
 
@@ -387,10 +387,13 @@ class _Expansion:
         return [cid for cid, _ in ordered], {cid: relations[cid] for cid, _ in ordered if relations.get(cid)}
 
 
-def _favour_dates(fused: dict[str, _Candidate], graph: GraphStore, config: SearchConfig) -> None:
-    """A "when" question: chunks that carry a DATE gain ``when_boost`` rank-1 shares."""
-    dated = graph.chunk_mentions(list(fused), labels=("DATE",))
+def _favour_dates(fused: dict[str, _Candidate], graph: GraphStore, config: SearchConfig, k: int) -> None:
+    """A "when" question: chunks that carry a DATE gain ``when_boost`` rank-1 shares. Only the
+    chunks within one bonus of the k-th best score are looked at: no other can reach the top k."""
     bonus = config.when_boost / (config.rrf_k + 1)
+    scores = sorted((c.score for c in fused.values()), reverse=True)
+    floor = scores[k - 1] - bonus if len(scores) > k else -math.inf
+    dated = graph.chunk_mentions([cid for cid, c in fused.items() if c.score >= floor], labels=("DATE",))
     for cid in dated:
         fused[cid].score += bonus
 
