@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from memory_graph import MemoryManager
-from memory_graph.retrieval import link_query_entities
+from memory_graph.retrieval import DEFAULT_SEARCH, SearchConfig, _Expansion, link_query_entities, signal_shares
 from memory_graph.temporal import is_when_question, normalize_date
 
 DATA = Path(__file__).parent / "data" / "conversations.jsonl"
@@ -85,6 +85,32 @@ def test_retrieval_query_linking_does_not_take_part_of_a_longer_name(chat: Memor
     assert linked(chat, "Did Omar Smith call?", fuzzy=False) == set()
     assert linked(chat, "Did Omar Smith call?") == set()  # nor fuzzily: Smith is not Haddad
     assert [e["name"] for e in chat.graph.find_entities_fuzzy("nina", ["Vantage Robot"])][:1] == ["Vantage Robotics"]
+
+
+def test_retrieval_fusion_counts_entity_and_graph_evidence_once() -> None:
+    """Both signals come from the entities a chunk mentions: of the two, only the larger share counts."""
+    config = SearchConfig(rrf_k=10, weights={"vector": 1.0, "keyword": 1.0, "entity": 0.8, "graph": 1.0})
+    shares = signal_shares({"vector": 2, "entity": 1, "graph": 6}, config)
+    assert shares == pytest.approx({"vector": 1 / 12, "entity": 0.8 / 11, "graph": 0.0})
+    shares = signal_shares({"keyword": 1, "entity": 4, "graph": 1}, config)
+    assert shares == pytest.approx({"keyword": 1 / 11, "entity": 0.0, "graph": 1 / 11})
+    assert signal_shares({"entity": 3}, config) == pytest.approx({"entity": 0.8 / 13})
+
+
+def test_retrieval_entity_weight_stays_positive_when_mentions_outnumber_chunks(manager: MemoryManager) -> None:
+    """A speaker's "I" and "my" make more mentions of her than there are chunks. Her IDF, from the
+    stored mention count capped at the chunk count, is the smallest of the namespace's but above zero."""
+    said = ["I told my brother that I would call my mother after I finish my run.",
+            "I think I left my keys at my office in Boulder.",
+            "My sister and I walked my dog before I went to work."]  # fmt: skip
+    manager.add_many([{"text": t, "metadata": {"speaker": "Lena"}} for t in said], namespace="lena")
+    lena, boulder = manager.entity("Lena", namespace="lena"), manager.entity("Boulder", namespace="lena")
+    assert lena.mention_count > len(said)
+    expansion = _Expansion(
+        "lena", len(said), graph=manager.graph, config=DEFAULT_SEARCH, limit=20, since=None, until=None
+    )
+    _, idf = expansion.weigh([lena.entity.id, boulder.entity.id])
+    assert 0 < idf[lena.entity.id] < idf[boulder.entity.id]
 
 
 def test_retrieval_time_window(chat: MemoryManager) -> None:
