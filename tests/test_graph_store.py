@@ -84,6 +84,26 @@ def test_graph_store_keyword_search_time_window(graph: GraphStore) -> None:
     assert ids(until=datetime(2025, 2, 1, tzinfo=UTC)) == ["d1-c0"]
 
 
+def test_graph_store_entity_reads_time_window(graph: GraphStore) -> None:
+    """The search path's entity and evidence reads, with each of their time filters."""
+    graph.write_documents(
+        [
+            doc("d1", "Alice works at Acme.", when=datetime(2025, 1, 1, tzinfo=UTC)),
+            doc("d2", "Alice works at Acme, still.", when=datetime(2025, 3, 1, tzinfo=UTC)),
+        ]
+    )
+    alice, acme = (graph.find_entities("n", [key])[0]["id"] for key in ("alice", "acme"))
+    relation = graph.relations_among("n", [alice, acme])[0]["relation_id"]
+    feb, apr = datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
+    for since, until, expected in [(None, None, {"d1-c0", "d2-c0"}), (feb, None, {"d2-c0"}), (None, feb, {"d1-c0"}),
+                                   (feb, apr, {"d2-c0"}), (apr, None, set())]:  # fmt: skip
+        chunks = graph.chunks_for_entities("n", {alice: 1.0, acme: 0.5}, limit=5, since=since, until=until)
+        assert {cid for cid, _ in chunks} == expected
+        assert all(score == 3.0 for _, score in chunks)  # both mentions in the first sentence: 2 x 1.0 + 2 x 0.5
+        evidence = graph.evidence_chunks([relation], limit=5, since=since, until=until)
+        assert {cid for cid, _ in evidence} == expected
+
+
 def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:
     graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Alice works at Acme too.")])
     entities = graph.chunk_entities(["d1-c0", "d2-c0", "missing"])
