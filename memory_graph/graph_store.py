@@ -127,6 +127,18 @@ _SAME_NAME = (
     .join(_GIVEN, and_(_GIVEN.c.namespace == Entity.namespace, _GIVEN.c.key == Entity.key))
     .where(_GIVEN.c.id.in_(_IDS))
 )
+_NAMES_FROM = (
+    select(Entity)
+    .where(
+        Entity.namespace == bindparam("ns"),
+        Entity.key >= bindparam("low"),
+        Entity.key < bindparam("high"),
+        Entity.merged_into.is_(None),
+        Entity.label.not_in((CONCEPT, "DATE")),
+    )
+    .order_by(Entity.mention_count.desc(), Entity.id)
+    .limit(bindparam("limit"))
+)
 _MERGED_INTO = select(Entity.id, Entity.merged_into).where(Entity.merged_into.in_(_IDS))
 _MENTION_COUNTS = select(Entity.id, Entity.mention_count).where(Entity.id.in_(_IDS))
 _RELATIONS_AMONG = select(
@@ -895,23 +907,16 @@ class GraphStore:
         words = sorted({w for n in wanted for w in n.split() if len(w) > 2})
         if not words:
             return []
-        # key >= w AND key < w with its last letter bumped: the (namespace, key) index serves it.
-        clauses = [and_(Entity.key >= w, Entity.key < w[:-1] + chr(ord(w[-1]) + 1)) for w in words]
+        # One range scan of the (namespace, key) index per word: key >= w AND key < w with its last
+        # letter bumped. As one OR of ranges, SQLite's plan scanned the namespace (19 ms on 56,000
+        # entities). The best ``limit * 4`` of each range hold the best of them all.
+        found: dict[int, dict[str, Any]] = {}
         with self._read("matching entity names") as conn:
-            rows = [
-                _entity_dict(r)
-                for r in conn.execute(
-                    select(Entity)
-                    .where(
-                        Entity.namespace == namespace,
-                        Entity.merged_into.is_(None),
-                        Entity.label.not_in((CONCEPT, "DATE")),
-                        or_(*clauses),
-                    )
-                    .order_by(Entity.mention_count.desc(), Entity.id)
-                    .limit(limit * 4)
-                )
-            ]
+            for w in words:
+                params = {"ns": namespace, "low": w, "high": w[:-1] + chr(ord(w[-1]) + 1), "limit": limit * 4}
+                for r in conn.execute(_NAMES_FROM, params):
+                    found.setdefault(r.id, _entity_dict(r))
+        rows = sorted(found.values(), key=lambda e: (-e["mention_count"], e["id"]))[: limit * 4]
         scored = []
         for row in rows:
             best = max(
