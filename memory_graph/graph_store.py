@@ -86,25 +86,38 @@ _CHUNK_ENTITIES = (
     .group_by(Mention.chunk_id, _CANON.c.id, _CANON.c.name, _CANON.c.label)
     .order_by(Mention.chunk_id, "pos")
 )
-_CHUNK_RELATIONS = (
-    select(
-        RelationEvidence.chunk_id,
-        RelationEvidence.sentence,
-        Relation.id,
-        Relation.predicate,
-        Relation.confidence,
-        _SOURCE.c.id.label("sid"),
-        _SOURCE.c.name.label("sname"),
-        _SOURCE.c.label.label("slabel"),
-        _TARGET.c.id.label("tid"),
-        _TARGET.c.name.label("tname"),
-        _TARGET.c.label.label("tlabel"),
+# A relation's two ends as canonical entities (through any merge): the columns, and the joins
+# (from a query that has ``relations``) that give them.
+_ENDS = (
+    _SOURCE.c.id.label("sid"),
+    _SOURCE.c.name.label("sname"),
+    _SOURCE.c.label.label("slabel"),
+    _TARGET.c.id.label("tid"),
+    _TARGET.c.name.label("tname"),
+    _TARGET.c.label.label("tlabel"),
+)
+
+
+def _join_ends(query: Any) -> Any:
+    return (
+        query.join(_SOURCE_RAW, _SOURCE_RAW.c.id == Relation.source_id)
+        .join(_TARGET_RAW, _TARGET_RAW.c.id == Relation.target_id)
+        .join(_SOURCE, _SOURCE.c.id == func.coalesce(_SOURCE_RAW.c.merged_into, _SOURCE_RAW.c.id))
+        .join(_TARGET, _TARGET.c.id == func.coalesce(_TARGET_RAW.c.merged_into, _TARGET_RAW.c.id))
     )
-    .join(Relation, Relation.id == RelationEvidence.relation_id)
-    .join(_SOURCE_RAW, _SOURCE_RAW.c.id == Relation.source_id)
-    .join(_TARGET_RAW, _TARGET_RAW.c.id == Relation.target_id)
-    .join(_SOURCE, _SOURCE.c.id == func.coalesce(_SOURCE_RAW.c.merged_into, _SOURCE_RAW.c.id))
-    .join(_TARGET, _TARGET.c.id == func.coalesce(_TARGET_RAW.c.merged_into, _TARGET_RAW.c.id))
+
+
+_CHUNK_RELATIONS = (
+    _join_ends(
+        select(
+            RelationEvidence.chunk_id,
+            RelationEvidence.sentence,
+            Relation.id,
+            Relation.predicate,
+            Relation.confidence,
+            *_ENDS,
+        ).join(Relation, Relation.id == RelationEvidence.relation_id)
+    )
     .where(RelationEvidence.chunk_id.in_(_IDS))
     .order_by(RelationEvidence.chunk_id, RelationEvidence.start, Relation.confidence.desc(), Relation.id)
 )
@@ -988,7 +1001,6 @@ class GraphStore:
     def entity_details(self, entity_id: int, *, max_relations: int = 50, max_mentions: int = 50) -> dict[str, Any]:
         """Aliases, relations (with evidence), mentions and mention totals of one entity and the
         rows that stand for it (merged aliases, same-name siblings)."""
-        source_raw, target_raw, source, target = _SOURCE_RAW, _TARGET_RAW, _SOURCE, _TARGET
         with self._read("reading an entity") as conn:
             members = list(self._members(conn, [entity_id]))
             # The counts of every row the entity stands for: "Maya" merged into "Maya Patel" keeps its own.
@@ -1025,22 +1037,9 @@ class GraphStore:
                     float(r.confidence),
                 )
                 for r in conn.execute(
-                    select(
-                        Relation.id,
-                        Relation.predicate,
-                        Relation.confidence,
-                        evidence.label("evidence"),
-                        source.c.id.label("sid"),
-                        source.c.name.label("sname"),
-                        source.c.label.label("slabel"),
-                        target.c.id.label("tid"),
-                        target.c.name.label("tname"),
-                        target.c.label.label("tlabel"),
+                    _join_ends(
+                        select(Relation.id, Relation.predicate, Relation.confidence, evidence.label("evidence"), *_ENDS)
                     )
-                    .join(source_raw, source_raw.c.id == Relation.source_id)
-                    .join(target_raw, target_raw.c.id == Relation.target_id)
-                    .join(source, source.c.id == func.coalesce(source_raw.c.merged_into, source_raw.c.id))
-                    .join(target, target.c.id == func.coalesce(target_raw.c.merged_into, target_raw.c.id))
                     .where(Relation.source_id.in_(members) | Relation.target_id.in_(members))
                     .order_by(Relation.count.desc(), Relation.confidence.desc(), Relation.id)
                     .limit(max_relations)
