@@ -24,11 +24,13 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    literal,
     or_,
     select,
     text,
     tuple_,
     union,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -135,11 +137,19 @@ _MATCH_KEYS = (
     .join(Entity, Entity.id == _MATCHED.c.cid)
     .order_by(Entity.mention_count.desc(), Entity.id)
 )
+# The rows a set of entities stands for at query time, with their stored mention counts, in one
+# statement: the rows of the same name as a given one (kind 0), then the rows merged into those (kind 1).
 _SAME_NAME = (
-    select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key)
+    select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key, Entity.mention_count, literal(0).label("kind"))
     .join(_GIVEN, and_(_GIVEN.c.namespace == Entity.namespace, _GIVEN.c.key == Entity.key))
     .where(_GIVEN.c.id.in_(_IDS))
 )
+_MEMBERS = union_all(
+    _SAME_NAME,
+    select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key, Entity.mention_count, literal(1)).where(
+        Entity.merged_into.in_(select(_SAME_NAME.subquery().c.id))
+    ),
+).order_by("kind")
 _NAMES_FROM = (
     select(Entity)
     .where(
@@ -152,8 +162,6 @@ _NAMES_FROM = (
     .order_by(Entity.mention_count.desc(), Entity.id)
     .limit(bindparam("limit"))
 )
-_MERGED_INTO = select(Entity.id, Entity.merged_into).where(Entity.merged_into.in_(_IDS))
-_MENTION_COUNTS = select(Entity.id, Entity.mention_count).where(Entity.id.in_(_IDS))
 _RELATIONS_AMONG = select(
     Relation.id, Relation.source_id, Relation.target_id, (Relation.count * Relation.confidence).label("w")
 ).where(Relation.namespace == bindparam("ns"), Relation.source_id.in_(_IDS), Relation.target_id.in_(_IDS))
@@ -970,33 +978,41 @@ class GraphStore:
                 )
             ]
 
-    def entity_members(self, entity_ids: Sequence[int]) -> dict[int, int]:
-        """``entity id -> given id`` for the given (canonical) entities and every row that stands
-        for them (see :meth:`_members`). Pass it as ``members=`` to the entity reads below to
-        resolve a set once for several of them."""
+    def entity_members(self, entity_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """The rows standing for the given (canonical) entities (see :meth:`_members`), as
+        ``entity id -> given id``, and each given entity's mentions summed over those rows, read
+        from the stored counts (kept at every write and delete, checked by ``verify``). One
+        statement. Pass the first as ``members=`` to the entity reads below to resolve a set once
+        for several of them."""
         if not entity_ids:
-            return {}
+            return {}, {}
         with self._read("resolving entities") as conn:
-            return self._members(conn, entity_ids)
+            return self._members_counted(conn, entity_ids)
 
     def _members(self, conn: Connection, entity_ids: Sequence[int]) -> dict[int, int]:
         """``entity id -> given id`` for the given (canonical) entities, the entities merged into
         them, and their same-name siblings under another label (the NER calling one company ORG
         in one memory and LOC in the next): the rows a name stands for at query time."""
+        return self._members_counted(conn, entity_ids)[0]
+
+    def _members_counted(self, conn: Connection, entity_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
         ids = list(dict.fromkeys(entity_ids))
         members = {i: i for i in ids}
+        own_count: dict[int, int] = {}
         for batch in _batches(ids):
-            rows = conn.execute(_SAME_NAME, {"ids": batch}).all()
+            rows = conn.execute(_MEMBERS, {"ids": batch}).all()  # the same-name rows first
             by_name: dict[tuple[str, str], int] = {}
             for r in rows:
-                if r.id in members:
+                if r.kind == 0 and r.id in members:
                     by_name.setdefault((r.namespace, r.key), r.id)
             for r in rows:
-                members.setdefault(r.id, by_name[(r.namespace, r.key)])
-            merged = list(members)
-            for r in conn.execute(_MERGED_INTO, {"ids": merged}):
-                members.setdefault(r.id, members[r.merged_into])
-        return members
+                own_count[r.id] = int(r.mention_count)
+                members.setdefault(r.id, by_name[(r.namespace, r.key)] if r.kind == 0 else members[r.merged_into])
+        counts: dict[int, int] = defaultdict(int)
+        for member, given in members.items():
+            if member in own_count:
+                counts[given] += own_count[member]
+        return members, dict(counts)
 
     def entity_details(self, entity_id: int, *, max_relations: int = 50, max_mentions: int = 50) -> dict[str, Any]:
         """Aliases, relations (with evidence), mentions and mention totals of one entity and the
@@ -1089,8 +1105,8 @@ class GraphStore:
     ) -> list[tuple[str, float]]:
         """Chunks mentioning the weighted (canonical) entities, ``(chunk_id, summed weight)``,
         best first. With ``salient``, only mentions in a chunk's first sentence count: the
-        chunks that are *about* the entity rather than passing mentions. ``members``: a result
-        of :meth:`entity_members` covering the weighted entities."""
+        chunks that are *about* the entity rather than passing mentions. ``members``: the first
+        result of :meth:`entity_members`, covering the weighted entities."""
         if not weights:
             return []
         scores: dict[str, float] = defaultdict(float)
@@ -1189,20 +1205,6 @@ class GraphStore:
             for r in conn.execute(query, params):
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
-
-    def entity_mention_counts(
-        self, entity_ids: Sequence[int], *, members: Mapping[int, int] | None = None
-    ) -> dict[int, int]:
-        """Mentions of each (canonical) entity, summed over the rows it stands for; read from the
-        stored counts (kept at every write and delete, checked by ``verify``), not counted here."""
-        if not entity_ids:
-            return {}
-        with self._read("counting entity mentions") as conn:
-            members = _restrict(members, entity_ids) if members is not None else self._members(conn, entity_ids)
-            counts: dict[int, int] = defaultdict(int)
-            for member, n in conn.execute(_MENTION_COUNTS, {"ids": list(members)}):
-                counts[members[member]] += int(n)
-            return dict(counts)
 
     def chunk_count(self, namespace: str) -> int:
         with self._read("counting chunks") as conn:
@@ -1616,7 +1618,7 @@ def _same_name(a: str, b: str) -> bool:
 
 
 def _restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int, int]:
-    """The part of an :meth:`GraphStore.entity_members` result that stands for ``entity_ids``."""
+    """The part of a members map from :meth:`GraphStore.entity_members` that stands for ``entity_ids``."""
     wanted = set(entity_ids)
     return {member: given for member, given in members.items() if given in wanted}
 

@@ -331,8 +331,7 @@ class _Expansion:
         """The rows standing for ``entity_ids`` and each entity's IDF: BM25's, over the namespace's
         chunks, with the entity's stored mention count (at most the chunk count) for its frequency.
         An entity in most chunks, the speaker of a chat, weighs almost nothing."""
-        members = self.graph.entity_members(entity_ids)
-        counts = self.graph.entity_mention_counts(entity_ids, members=members)
+        members, counts = self.graph.entity_members(entity_ids)
         total = self.chunks
         return members, {
             e: math.log(1 + (total - (n := min(counts.get(e, 1), total)) + 0.5) / (n + 0.5)) for e in entity_ids
