@@ -79,7 +79,15 @@ _CHUNKS = (
     .join(Document, Document.id == Chunk.document_id)
     .where(Chunk.id.in_(_IDS))
 )
-_CHUNK_COUNT = select(func.count()).select_from(Chunk).where(Chunk.namespace == bindparam("ns"))
+_IN_NAMESPACE = select(func.count()).select_from(Chunk).where(Chunk.namespace == bindparam("ns"), Chunk.id.in_(_IDS))
+# A namespace's chunk count, and whether another namespace holds chunks (two index probes, not a count).
+_NAMESPACE_CHUNKS = select(
+    select(func.count()).select_from(Chunk).where(Chunk.namespace == bindparam("ns")).scalar_subquery(),
+    or_(
+        select(Chunk.id).where(Chunk.namespace < bindparam("ns")).exists(),
+        select(Chunk.id).where(Chunk.namespace > bindparam("ns")).exists(),
+    ),
+)
 _CHUNK_ENTITIES = (
     select(Mention.chunk_id, _CANON.c.id, _CANON.c.name, _CANON.c.label, func.min(Mention.start).label("pos"))
     .join(Entity, Entity.id == Mention.entity_id)
@@ -1206,9 +1214,19 @@ class GraphStore:
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
 
-    def chunk_count(self, namespace: str) -> int:
+    def count_in_namespace(self, namespace: str, chunk_ids: Sequence[str]) -> int:
+        """How many of ``chunk_ids`` are chunks of ``namespace``."""
         with self._read("counting chunks") as conn:
-            return int(conn.execute(_CHUNK_COUNT, {"ns": namespace}).scalar_one())
+            return sum(
+                int(conn.execute(_IN_NAMESPACE, {"ns": namespace, "ids": batch}).scalar_one())
+                for batch in _batches(list(dict.fromkeys(chunk_ids)))
+            )
+
+    def namespace_chunks(self, namespace: str) -> tuple[int, bool]:
+        """How many chunks ``namespace`` holds, and whether it holds every chunk stored (one statement)."""
+        with self._read("counting chunks") as conn:
+            count, others = conn.execute(_NAMESPACE_CHUNKS, {"ns": namespace}).one()
+            return int(count), not others
 
     # -- alias resolution (merges) ------------------------------------------------------------
 
