@@ -1004,6 +1004,7 @@ class GraphStore:
         return self._members_counted(conn, entity_ids)[0]
 
     def _members_counted(self, conn: Connection, entity_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """:meth:`_members`, and each given entity's mentions summed over its rows (one statement per 400 ids)."""
         ids = list(dict.fromkeys(entity_ids))
         members = {i: i for i in ids}
         own_count: dict[int, int] = {}
