@@ -79,6 +79,14 @@ _CHUNKS = (
     .join(Document, Document.id == Chunk.document_id)
     .where(Chunk.id.in_(_IDS))
 )
+# Chunks that mention a DATE: each chunk's mentions are read only up to its first date.
+_DATED = select(Chunk.id).where(
+    Chunk.id.in_(_IDS),
+    select(Mention.id)
+    .join(Entity, Entity.id == Mention.entity_id)
+    .where(Mention.chunk_id == Chunk.id, Entity.label == "DATE")
+    .exists(),
+)
 _IN_NAMESPACE = select(func.count()).select_from(Chunk).where(Chunk.namespace == bindparam("ns"), Chunk.id.in_(_IDS))
 # A namespace's chunk count, and whether another namespace holds chunks (two index probes, not a count).
 _NAMESPACE_CHUNKS = select(
@@ -1214,6 +1222,15 @@ class GraphStore:
             for r in conn.execute(query, params):
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
+
+    def dated_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Those of ``chunk_ids`` that mention a DATE."""
+        with self._read("reading chunk dates") as conn:
+            return {
+                cid
+                for batch in _batches(list(dict.fromkeys(chunk_ids)))
+                for (cid,) in conn.execute(_DATED, {"ids": batch})
+            }
 
     def count_in_namespace(self, namespace: str, chunk_ids: Sequence[str]) -> int:
         """How many of ``chunk_ids`` are chunks of ``namespace``."""

@@ -410,8 +410,7 @@ def _favour_dates(fused: dict[str, _Candidate], graph: GraphStore, config: Searc
     bonus = config.when_boost / (config.rrf_k + 1)
     scores = sorted((c.score for c in fused.values()), reverse=True)
     floor = scores[k - 1] - bonus if len(scores) > k else -math.inf
-    dated = graph.chunk_mentions([cid for cid, c in fused.items() if c.score >= floor], labels=("DATE",))
-    for cid in dated:
+    for cid in graph.dated_chunks([cid for cid, c in fused.items() if c.score >= floor]):
         fused[cid].score += bonus
 
 

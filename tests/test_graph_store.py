@@ -104,6 +104,15 @@ def test_graph_store_entity_reads_time_window(graph: GraphStore) -> None:
         assert {cid for cid, _ in evidence} == expected
 
 
+def test_graph_store_dated_chunks(graph: GraphStore) -> None:
+    """Only chunks with a DATE mention, wherever it sits among the chunk's mentions."""
+    dated = doc("d1", "Alice works at Acme since May 2024.")
+    dated.chunks[0].extraction.entities.append(entity("May 2024", "DATE", dated.text.find("May 2024")))
+    graph.write_documents([dated, doc("d2", "Alice works at Acme too.")])
+    assert graph.dated_chunks(["d1-c0", "d2-c0", "missing"]) == {"d1-c0"}
+    assert graph.dated_chunks([]) == set()
+
+
 def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:
     graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Alice works at Acme too.")])
     entities = graph.chunk_entities(["d1-c0", "d2-c0", "missing"])
