@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from memory_graph.graph_store import GraphStore
 from memory_graph.records import ConsistencyReport
-from memory_graph.vector_store import VectorStore, chunk_metadata
+from memory_graph.vector_store import VectorStore, stored_chunk_metadata
 
 
 def verify(graph: GraphStore, vectors: VectorStore, *, repair: bool = False) -> ConsistencyReport:
@@ -40,10 +40,7 @@ def verify(graph: GraphStore, vectors: VectorStore, *, repair: bool = False) -> 
         vectors.upsert(
             [r.id for r in batch],
             [r.text for r in batch],
-            [
-                chunk_metadata(namespace=r.namespace, document_id=r.document_id, observed_at=r.observed_at)
-                for r in batch
-            ],
+            [stored_chunk_metadata(r) for r in batch],
         )
         graph.mark_indexed([r.id for r in batch])
     after = verify(graph, vectors, repair=False)

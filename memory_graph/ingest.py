@@ -24,7 +24,7 @@ from memory_graph.errors import InputError
 from memory_graph.extraction import Extractor
 from memory_graph.graph_store import ChunkWrite, DocumentWrite, GraphStore, WriteResult
 from memory_graph.records import MemoryRecord
-from memory_graph.vector_store import VectorStore, chunk_metadata
+from memory_graph.vector_store import VectorStore, chunk_metadata, embedding_texts, speaker_of
 
 #: The keyword arguments of ``add()``, which are also the keys of ``add_many()`` rows.
 ROW_KEYS = frozenset({"text", "namespace", "metadata", "observed_at", "external_id", "source"})
@@ -194,7 +194,7 @@ def store_memories(
     pending = [(w, c) for w in writes for c in w.chunks]
     extractions = extractor.extract_many(
         [c.text for _, c in pending],
-        speakers=[_speaker(w.metadata) for w, _ in pending],
+        speakers=[speaker_of(w.metadata) for w, _ in pending],
         observed=[w.observed_at for w, _ in pending],
         batch_size=batch_size,
     )
@@ -221,11 +221,6 @@ def _stored_hashes(graph: GraphStore, items: Sequence[MemoryInput], keys: Sequen
         for key, text_hash in graph.content_hashes(namespace, ns_keys).items():
             found[(namespace, key)] = text_hash
     return found
-
-
-def _speaker(metadata: Mapping[str, Any]) -> str | None:
-    speaker = metadata.get("speaker")
-    return speaker if isinstance(speaker, str) and speaker.strip() else None
 
 
 def index_chunks(
@@ -255,20 +250,35 @@ def index_chunks(
             ids.append(chunk.id)
             texts.append(chunk.text)
             hashes.append(chunk.content_hash)
-            metas.append(chunk_metadata(namespace=write.namespace, document_id=write.id, observed_at=write.observed_at))
-    vectors.upsert(ids, texts, metas, embeddings=_with_precomputed(texts, hashes, embeddings, vectors))
+            metas.append(
+                chunk_metadata(
+                    namespace=write.namespace,
+                    document_id=write.id,
+                    observed_at=write.observed_at,
+                    speaker=speaker_of(write.metadata),
+                )
+            )
+    vectors.upsert(ids, texts, metas, embeddings=_with_precomputed(texts, metas, hashes, embeddings, vectors))
     graph.mark_indexed(ids)
 
 
 def _with_precomputed(
-    texts: Sequence[str], hashes: Sequence[str], embeddings: Mapping[str, Any] | None, vectors: VectorStore
+    texts: Sequence[str],
+    metas: Sequence[Mapping[str, Any]],
+    hashes: Sequence[str],
+    embeddings: Mapping[str, Any] | None,
+    vectors: VectorStore,
 ) -> np.ndarray | None:
-    """All vectors, precomputed ones reused and the rest embedded; None when none is precomputed."""
-    if not embeddings or not any(h in embeddings for h in hashes):
+    """All vectors, precomputed ones reused and the rest embedded; None when none is precomputed.
+    A precomputed vector is of the bare text: it is not reused where a speaker leads the text
+    that is embedded (see :func:`~memory_graph.vector_store.embedding_texts`)."""
+    to_embed = embedding_texts(texts, metas)
+    usable = {i for i, h in enumerate(hashes) if embeddings and h in embeddings and to_embed[i] == texts[i]}
+    if not usable:
         return None
-    todo = [i for i, h in enumerate(hashes) if h not in embeddings]
-    fresh = vectors.embed([texts[i] for i in todo]) if todo else None
-    out: list[Any] = [embeddings.get(h) for h in hashes]
+    todo = [i for i in range(len(hashes)) if i not in usable]
+    fresh = vectors.embed([to_embed[i] for i in todo]) if todo else None
+    out: list[Any] = [embeddings[h] if i in usable else None for i, h in enumerate(hashes)]  # type: ignore[index]
     for j, i in enumerate(todo):
         out[i] = fresh[j]  # type: ignore[index]
     return np.asarray(out, dtype=np.float32)

@@ -51,7 +51,7 @@ from memory_graph.errors import ConfigError, InputError, MemoryGraphError, Store
 from memory_graph.ingest import MemoryInput, doc_key_of, parse_time, store_memories
 from memory_graph.job_store import DEFAULT_LEASE, BatchCounts, Job, JobStore, job_key, pid_alive, worker_name
 from memory_graph.records import MemoryRecord
-from memory_graph.vector_store import SentenceTransformerEmbedder, VectorStore, chunk_metadata
+from memory_graph.vector_store import SentenceTransformerEmbedder, VectorStore, embedding_texts, stored_chunk_metadata
 
 if TYPE_CHECKING:
     from memory_graph.config import Settings
@@ -762,7 +762,7 @@ def _index_unconfirmed(manager: MemoryManager, records: Sequence[MemoryRecord]) 
         manager.vectors.upsert(
             [r.id for r in rows],
             [r.text for r in rows],
-            [chunk_metadata(namespace=r.namespace, document_id=r.document_id, observed_at=r.observed_at) for r in rows],
+            [stored_chunk_metadata(r) for r in rows],
         )
         manager.graph.mark_indexed([r.id for r in rows])
     return {r.document_id for r in rows}
@@ -969,7 +969,7 @@ class RelayVectorStore(VectorStore):
     ) -> None:
         if not ids:
             return
-        vectors = embeddings if embeddings is not None else self.embed(texts)
+        vectors = embeddings if embeddings is not None else self.embed(embedding_texts(texts, metadatas))
         self._call("upsert", (list(ids), list(texts), list(metadatas), np.asarray(vectors, dtype=np.float32)))
 
     def delete(self, ids: Sequence[str]) -> None:

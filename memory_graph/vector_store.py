@@ -3,7 +3,8 @@
 Chroma is an index that can always be rebuilt from the relational store. Embeddings are computed
 here with the bundled sentence-transformer (never Chroma's default ONNX model, which it would
 try to download); the same embedding function is registered with Chroma so a collection reopens
-in a new process and stays usable from plain Chroma code.
+in a new process and stays usable from plain Chroma code. A turn of a conversation is embedded
+led by its speaker's name (:func:`embedding_texts`); the stored document is the chunk's text.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer
 from memory_graph.errors import ConfigError, VectorStoreError
+
+if TYPE_CHECKING:
+    from memory_graph.graph_store import ChunkRow
 
 EMBEDDING_FUNCTION_NAME = "memory_graph_sentence_transformer"
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
@@ -164,7 +168,7 @@ class VectorStore:
         """Embed (unless ``embeddings`` are given) and upsert chunk records."""
         if not ids:
             return
-        vectors = embeddings if embeddings is not None else self.embed(texts)
+        vectors = embeddings if embeddings is not None else self.embed(embedding_texts(texts, metadatas))
         with self._errors("writing vectors"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 j = i + _UPSERT_BATCH
@@ -267,12 +271,44 @@ def _timestamp(value: datetime) -> float:
     return value.timestamp()
 
 
-def chunk_metadata(*, namespace: str, document_id: str, observed_at: datetime | None) -> dict[str, Any]:
+def chunk_metadata(
+    *, namespace: str, document_id: str, observed_at: datetime | None, speaker: str | None = None
+) -> dict[str, Any]:
     """The Chroma metadata of a chunk record (filters are pushed down on these)."""
     meta: dict[str, Any] = {"namespace": namespace, "document_id": document_id}
     if observed_at is not None:
         meta["observed_ts"] = _timestamp(observed_at)
+    if speaker is not None:
+        meta["speaker"] = speaker
     return meta
+
+
+def stored_chunk_metadata(row: ChunkRow) -> dict[str, Any]:
+    """:func:`chunk_metadata` of a chunk read back from the relational store."""
+    return chunk_metadata(
+        namespace=row.namespace,
+        document_id=row.document_id,
+        observed_at=row.observed_at,
+        speaker=speaker_of(row.metadata),
+    )
+
+
+def speaker_of(metadata: Mapping[str, Any]) -> str | None:
+    """The speaker a memory's metadata names (``{"speaker": "Maya"}``), if any."""
+    speaker = metadata.get("speaker")
+    return speaker.strip() if isinstance(speaker, str) and speaker.strip() else None
+
+
+def embedding_texts(texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What is embedded for each chunk: its text, led by the speaker's name for a turn of a
+    conversation ("Maya: I just started a new job…"), so that a question naming the speaker
+    finds what they said in the first person ("Where does Maya work?"). A text that names its
+    speaker already is embedded as it is."""
+    out = []
+    for text, meta in zip(texts, metadatas, strict=True):
+        speaker = meta.get("speaker")
+        out.append(f"{speaker}: {text}" if speaker and speaker.casefold() not in text.casefold() else text)
+    return out
 
 
 def _clean_metadata(meta: dict[str, Any]) -> dict[str, Any]:

@@ -26,10 +26,11 @@ from sqlalchemy.exc import DBAPIError
 
 from memory_graph import ConfigError, GraphStore, InputError, MemoryManager, Settings
 from memory_graph.cli import cli
+from memory_graph.ingest import _with_precomputed
 from memory_graph.job_store import BatchCounts, JobStore, job_key
 from memory_graph.reingest import ChromaSpec, reingest_chroma, run_reingest
 from memory_graph.schema import ReingestBatch
-from memory_graph.vector_store import make_chroma_client
+from memory_graph.vector_store import VectorStore, chunk_metadata, make_chroma_client
 
 CHROMA = Path(__file__).parent / "fixtures" / "chroma"
 V04 = CHROMA / "0.4.24"
@@ -109,6 +110,18 @@ def test_reingest_chroma_04_collection_dry_run_store_and_rerun(manager: MemoryMa
     assert top.metadata["source_collection"] == "memories" and top.metadata["speaker"] in top.text
     assert top.observed_at == datetime.fromisoformat(top.metadata["timestamp"]).astimezone(UTC)
     assert manager.verify().ok
+
+
+def test_stored_vectors_are_not_reused_where_a_speaker_leads_the_embedded_text(tmp_path: Path, fake_embedder) -> None:
+    """A stored vector is of the bare text: reused for a turn that names its speaker, embedded
+    again (led by the speaker) for one that does not."""
+    vs = VectorStore(make_chroma_client(path=tmp_path), "memory_graph", embedder=fake_embedder)
+    texts = ["I moved to Denver.", "Nina moved to Denver."]
+    metas = [chunk_metadata(namespace="n", document_id=f"d{i}", observed_at=None, speaker="Nina") for i in (1, 2)]
+    stored = {"h1": fake_embedder(texts)[0], "h2": fake_embedder(["something else"])[0]}
+    out = _with_precomputed(texts, metas, ["h1", "h2"], stored, vs)
+    assert np.allclose(out[0], fake_embedder(["Nina: I moved to Denver."])[0])
+    assert np.allclose(out[1], stored["h2"])
 
 
 def test_reingest_chroma_05_reuses_matching_vectors_and_reports_bad_records(

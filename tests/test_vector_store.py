@@ -38,6 +38,32 @@ def test_vector_store_query_filters_namespace_and_time(tmp_path: Path, fake_embe
     assert sorted(i for batch in vs.iter_ids(batch_size=1) for i in batch) == ["b", "c"]
 
 
+def test_vector_store_embeds_a_turn_led_by_its_speaker(tmp_path: Path, fake_embedder) -> None:
+    """The speaker's name leads what is embedded, unless the text names them already; the stored
+    document stays the chunk's text."""
+    seen: list[str] = []
+
+    def recording(texts):
+        seen.extend(texts)
+        return fake_embedder(texts)
+
+    vs = store(tmp_path, recording)
+    texts = ["I just started a new job.", "Maya says hi.", "No speaker here."]
+    vs.upsert(
+        ["a", "b", "c"],
+        texts,
+        [
+            chunk_metadata(namespace="n", document_id="d1", observed_at=None, speaker="Maya"),
+            chunk_metadata(namespace="n", document_id="d2", observed_at=None, speaker="maya"),
+            chunk_metadata(namespace="n", document_id="d3", observed_at=None),
+        ],
+    )
+    assert seen == ["Maya: I just started a new job.", "Maya says hi.", "No speaker here."]
+    stored = vs.collection.get(ids=["a", "b", "c"], include=["documents", "metadatas"])
+    assert dict(zip(stored["ids"], stored["documents"], strict=True)) == dict(zip("abc", texts, strict=True))
+    assert {m.get("speaker") for m in stored["metadatas"]} == {"Maya", "maya", None}
+
+
 def test_vector_store_reopens_in_a_new_process(tmp_path: Path, embedder) -> None:
     """A persisted collection opens in a fresh interpreter with the real embedder, no network."""
     vs = store(tmp_path, embedder)
