@@ -246,18 +246,17 @@ def index_chunks(
         if not result.created:
             continue
         write = by_id[result.document_id]
+        meta = chunk_metadata(
+            namespace=write.namespace,
+            document_id=write.id,
+            observed_at=write.observed_at,
+            speaker=speaker_of(write.metadata),
+        )
         for chunk in write.chunks:
             ids.append(chunk.id)
             texts.append(chunk.text)
             hashes.append(chunk.content_hash)
-            metas.append(
-                chunk_metadata(
-                    namespace=write.namespace,
-                    document_id=write.id,
-                    observed_at=write.observed_at,
-                    speaker=speaker_of(write.metadata),
-                )
-            )
+            metas.append(meta)
     vectors.upsert(ids, texts, metas, embeddings=_with_precomputed(texts, metas, hashes, embeddings, vectors))
     graph.mark_indexed(ids)
 
