@@ -224,23 +224,20 @@ def _evidence_query(since: bool, until: bool) -> Any:
     return query
 
 
-@cache
-def _chunk_mentions_query(labelled: bool) -> Any:
-    """``(chunk_id, canonical entity id, in first sentence)`` for the chunks ``:ids``;
-    ``labelled``: only entities with a label among ``:labels``."""
-    canonical = func.coalesce(Entity.merged_into, Entity.id)
-    query = (
-        select(
-            Mention.chunk_id,
-            canonical.label("eid"),
-            func.max(case((Mention.sent_start == Chunk.start, 1), else_=0)).label("first"),
-        )
-        .join(Entity, Entity.id == Mention.entity_id)
-        .join(Chunk, Chunk.id == Mention.chunk_id)
-        .where(Mention.chunk_id.in_(_IDS), Mention.text != "")
-        .group_by(Mention.chunk_id, canonical)
+# ``(chunk_id, canonical entity id, in first sentence)`` for the chunks ``:ids``, of the entities
+# with a label among ``:labels``.
+_MENTIONED = func.coalesce(Entity.merged_into, Entity.id)
+_CHUNK_MENTIONS = (
+    select(
+        Mention.chunk_id,
+        _MENTIONED.label("eid"),
+        func.max(case((Mention.sent_start == Chunk.start, 1), else_=0)).label("first"),
     )
-    return query.where(Entity.label.in_(bindparam("labels", expanding=True))) if labelled else query
+    .join(Entity, Entity.id == Mention.entity_id)
+    .join(Chunk, Chunk.id == Mention.chunk_id)
+    .where(Mention.chunk_id.in_(_IDS), Mention.text != "", Entity.label.in_(bindparam("labels", expanding=True)))
+    .group_by(Mention.chunk_id, _MENTIONED)
+)
 
 
 def utcnow() -> datetime:
@@ -1209,17 +1206,15 @@ class GraphStore:
         with self._read("reading relation evidence") as conn:
             return [(r.chunk_id, r.relation_id) for r in conn.execute(query, params)]
 
-    def chunk_mentions(
-        self, chunk_ids: Sequence[str], *, labels: Iterable[str] | None = None
-    ) -> dict[str, list[tuple[int, bool]]]:
-        """``chunk_id -> [(canonical entity id, in first sentence)]`` for these chunks (one query)."""
+    def chunk_mentions(self, chunk_ids: Sequence[str], *, labels: Iterable[str]) -> dict[str, list[tuple[int, bool]]]:
+        """``chunk_id -> [(canonical entity id, in first sentence)]`` for these chunks, of the
+        entities with one of ``labels`` (one query)."""
         out: dict[str, list[tuple[int, bool]]] = defaultdict(list)
         if not chunk_ids:
             return out
-        query = _chunk_mentions_query(labels is not None)
-        params = {"ids": list(chunk_ids), "labels": sorted(labels) if labels is not None else None}
+        params = {"ids": list(chunk_ids), "labels": sorted(labels)}
         with self._read("reading chunk mentions") as conn:
-            for r in conn.execute(query, params):
+            for r in conn.execute(_CHUNK_MENTIONS, params):
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
 
