@@ -71,7 +71,7 @@ def test_retrieval_when_questions_favour_dated_chunks(chat: MemoryManager) -> No
 
 
 def test_retrieval_date_in_query_links_to_dated_memories(chat: MemoryManager) -> None:
-    """"March 2025" links the day inside it that s3-1 mentions ("yesterday", said on 14 March):
+    """ "March 2025" links the day inside it that s3-1 mentions ("yesterday", said on 14 March):
     the entity signal's first chunk, in the top 5. The question names nothing else, so the
     vector and graph signals rank the other turns by chance (s3-1 is fourth)."""
     explained = {e.hit.external_id: e for e in chat.explain("What happened in March 2025?", namespace="nina", k=5)}
