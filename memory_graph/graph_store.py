@@ -87,7 +87,7 @@ _DATED = select(Chunk.id).where(
     .where(Mention.chunk_id == Chunk.id, Entity.label == "DATE")
     .exists(),
 )
-_IN_NAMESPACE = select(func.count()).select_from(Chunk).where(Chunk.namespace == bindparam("ns"), Chunk.id.in_(_IDS))
+_NAMESPACES_OF = select(Chunk.namespace).where(Chunk.id.in_(_IDS))
 # A namespace's chunk count, and whether another namespace holds chunks (two index probes, not a count).
 _NAMESPACE_CHUNKS = select(
     select(func.count()).select_from(Chunk).where(Chunk.namespace == bindparam("ns")).scalar_subquery(),
@@ -319,6 +319,7 @@ class GraphStore:
         self.dialect = engine.dialect.name
         # SQLite has one writer at a time; serialise our writes instead of waiting on its lock.
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._local = threading.local()  # the connection :meth:`reading` pins for a thread
         with self._errors("opening the database"):
             ensure_schema(engine, auto_upgrade=auto_upgrade)
 
@@ -358,7 +359,27 @@ class GraphStore:
                 lock.release()
 
     @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Serve this thread's reads inside the block from one connection (a search runs a dozen
+        statements; checking a connection out of the pool for each costs about 0.4 ms in all)."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._errors("opening a connection"):
+            conn = self.engine.connect()
+        self._local.conn = conn
+        try:
+            yield
+        finally:
+            self._local.conn = None
+            conn.close()
+
+    @contextmanager
     def _read(self, doing: str) -> Iterator[Connection]:
+        if (pinned := getattr(self._local, "conn", None)) is not None:
+            with self._errors(doing):
+                yield pinned
+            return
         with self._errors(doing), self.engine.connect() as conn:
             yield conn
 
@@ -1228,11 +1249,14 @@ class GraphStore:
             }
 
     def count_in_namespace(self, namespace: str, chunk_ids: Sequence[str]) -> int:
-        """How many of ``chunk_ids`` are chunks of ``namespace``."""
+        """How many of ``chunk_ids`` are chunks of ``namespace``. Their namespaces are read by
+        primary key and compared here: given ``namespace = ? AND id IN (...)``, SQLite (without
+        statistics) walks the namespace's index instead, 0.17 against 0.015 ms for 20 ids."""
         with self._read("counting chunks") as conn:
             return sum(
-                int(conn.execute(_IN_NAMESPACE, {"ns": namespace, "ids": batch}).scalar_one())
+                ns == namespace
                 for batch in _batches(list(dict.fromkeys(chunk_ids)))
+                for ns in conn.execute(_NAMESPACES_OF, {"ids": batch}).scalars()
             )
 
     def namespace_chunks(self, namespace: str) -> tuple[int, bool]:

@@ -171,9 +171,10 @@ def search_memories(
     config: SearchConfig = DEFAULT_SEARCH,
 ) -> list[MemoryHit]:
     """Rank the chunks of ``namespace`` for ``query``; see the module docstring."""
-    best, _ = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
-                    since=since, until=until, config=config)  # fmt: skip
-    return build_hits(best, graph, namespace=namespace)
+    with graph.reading():
+        best, _ = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
+                        since=since, until=until, config=config)  # fmt: skip
+        return build_hits(best, graph, namespace=namespace)
 
 
 def explain_search(
@@ -189,9 +190,10 @@ def explain_search(
     config: SearchConfig = DEFAULT_SEARCH,
 ) -> list[HitExplanation]:
     """The hits of :func:`search_memories` with the evidence of how each was found."""
-    best, linked = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
-                         since=since, until=until, config=config)  # fmt: skip
-    hits = build_hits(best, graph, namespace=namespace)
+    with graph.reading():
+        best, linked = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
+                             since=since, until=until, config=config)  # fmt: skip
+        hits = build_hits(best, graph, namespace=namespace)
     linked_refs = [EntityRef(e["id"], e["name"], e["label"]) for e in linked]
     by_chunk = dict(best)
     out = []

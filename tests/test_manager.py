@@ -120,6 +120,21 @@ def test_namespace_chunks_counts_and_sees_other_namespaces(manager: MemoryManage
     manager.add("Grace's cat is called Tom.", namespace="a", external_id="a1")
     assert manager.graph.namespace_chunks("b") == (1, False)
     assert manager.graph.namespace_chunks("nobody") == (0, False)
+    ids = manager.search("Frank's dog", namespace="b", k=1)[0].chunk_id, *later.chunk_ids, "no-such-chunk"
+    assert manager.graph.count_in_namespace("b", ids) == 1
+
+
+def test_manager_search_reads_through_one_connection(manager: MemoryManager) -> None:
+    """A search's dozen reads share one pooled connection; the pin ends with the search."""
+    from sqlalchemy import event
+
+    manager.add_many(CHAT, namespace="n")
+    checkouts = []
+    event.listen(manager.graph.engine, "checkout", lambda *args: checkouts.append(1))
+    assert manager.search("Where does Carol work?", namespace="n", k=3)
+    assert len(checkouts) == 1
+    manager.stats("n")
+    assert len(checkouts) > 1
 
 
 def test_manager_search_stays_in_its_namespace_when_the_vector_filter_is_skipped(manager: MemoryManager) -> None:
