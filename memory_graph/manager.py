@@ -7,6 +7,7 @@ and the extractor (:class:`Extractor`); the logic lives in :mod:`memory_graph.in
 
 from __future__ import annotations
 
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
@@ -357,9 +358,10 @@ def _prepare_data_dir(settings: Settings) -> None:
     path = settings.data_dir if settings.database_url is None else settings.chroma_dir
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        # A probe of its own: processes opening one data dir at once (re-ingest workers) must not
+        # delete each other's.
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"data directory {path} is not writable ({exc.strerror or exc}); set MEMORY_GRAPH_DATA_DIR or --data-dir"

@@ -42,6 +42,23 @@ def test_config_rejects_bad_values() -> None:
         Settings(unknown_field=1)
 
 
+def test_data_dir_opened_by_many_at_once(tmp_path: Path) -> None:
+    """Re-ingest workers open one data dir at the same moment: the writability probe of one must
+    not be deleted by another (it was one shared file name, and a worker failed with "not writable")."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from memory_graph.manager import _prepare_data_dir
+
+    def open_often() -> None:
+        for _ in range(200):
+            _prepare_data_dir(Settings(data_dir=tmp_path / "data"))
+
+    with ThreadPoolExecutor(4) as pool:
+        for future in [pool.submit(open_often) for _ in range(4)]:
+            future.result()
+    assert list((tmp_path / "data").iterdir()) == []
+
+
 def test_errors_form_one_tree() -> None:
     public = [obj for _, obj in inspect.getmembers(errors, inspect.isclass) if obj.__module__ == errors.__name__]
     assert len(public) >= 10
