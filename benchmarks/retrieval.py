@@ -46,15 +46,18 @@ def text_of(doc: dict) -> str:
 
 
 class PlainChroma:
-    def __init__(self, corpus: list[dict], embedder, path: Path) -> None:
+    """Chroma with the same embedder, the texts as they are."""
+
+    def __init__(self, docs: dict[str, str], embedder, path: Path) -> None:
         self.embedder = embedder
         self.collection = make_chroma_client(path=path).get_or_create_collection(
             "plain", metadata={"hnsw:space": "cosine"}, embedding_function=None
         )
-        if self.collection.count() < len(corpus):
-            for i in range(0, len(corpus), 256):
-                part = corpus[i : i + 256]
-                self.collection.upsert(ids=[d["id"] for d in part], embeddings=embedder([text_of(d) for d in part]))
+        if self.collection.count() < len(docs):
+            ids = list(docs)
+            for i in range(0, len(ids), 256):
+                part = ids[i : i + 256]
+                self.collection.upsert(ids=part, embeddings=embedder([docs[d] for d in part]))
 
     def __call__(self, query: str, k: int) -> list[str]:
         return self.collection.query(query_embeddings=self.embedder([query]), n_results=k, include=[])["ids"][0]
@@ -63,10 +66,10 @@ class PlainChroma:
 class BM25:
     """Okapi BM25 via SQLite FTS5 (porter stemming), OR of the query's terms."""
 
-    def __init__(self, corpus: list[dict]) -> None:
+    def __init__(self, docs: dict[str, str]) -> None:
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.db.execute("CREATE VIRTUAL TABLE docs USING fts5(id UNINDEXED, text, tokenize='porter unicode61')")
-        self.db.executemany("INSERT INTO docs VALUES (?, ?)", [(d["id"], text_of(d)) for d in corpus])
+        self.db.executemany("INSERT INTO docs VALUES (?, ?)", docs.items())
 
     def __call__(self, query: str, k: int) -> list[str]:
         terms = keyword_terms(query)
@@ -88,10 +91,10 @@ def rrf(*systems: Search, depth: int = 40) -> Search:
     return search
 
 
-def manager_search(mm: MemoryManager) -> Search:
+def manager_search(mm: MemoryManager, namespace: str = "hotpot") -> Search:
     def search(query: str, k: int) -> list[str]:
         seen: list[str] = []
-        for hit in mm.search(query, namespace="hotpot", k=k):
+        for hit in mm.search(query, namespace=namespace, k=k):
             if hit.external_id not in seen:
                 seen.append(hit.external_id)
         return seen
@@ -99,10 +102,11 @@ def manager_search(mm: MemoryManager) -> Search:
     return search
 
 
-def evaluate(search: Search, questions: list[dict]) -> dict[str, float]:
-    depth = max(KS)
-    recall = {k: 0.0 for k in KS}
-    full = {k: 0 for k in KS}
+def evaluate(search: Search, questions: list[dict], ks: tuple[int, ...] = KS) -> dict[str, float]:
+    """Recall@k, full@k (every gold id found), MRR and latency over questions with ``gold_ids``."""
+    depth = max(ks)
+    recall = {k: 0.0 for k in ks}
+    full = {k: 0 for k in ks}
     mrr = 0.0
     latencies = []
     search(questions[0]["question"], depth)  # warm-up
@@ -111,13 +115,13 @@ def evaluate(search: Search, questions: list[dict]) -> dict[str, float]:
         ranked = search(q["question"], depth)
         latencies.append((time.perf_counter() - start) * 1000)
         gold = set(q["gold_ids"])
-        for k in KS:
+        for k in ks:
             found = gold & set(ranked[:k])
             recall[k] += len(found) / len(gold)
             full[k] += found == gold
         mrr += next((1.0 / (i + 1) for i, d in enumerate(ranked) if d in gold), 0.0)
     n = len(questions)
-    out = {f"recall@{k}": recall[k] / n for k in KS} | {f"full@{k}": full[k] / n for k in KS}
+    out = {f"recall@{k}": recall[k] / n for k in ks} | {f"full@{k}": full[k] / n for k in ks}
     out |= {
         "mrr": mrr / n,
         "p50_ms": float(np.percentile(latencies, 50)),
@@ -149,8 +153,9 @@ def main() -> None:
             f"MemoryManager index ready in {time.perf_counter() - start:.0f} s: {mm.stats('hotpot')}", file=sys.stderr
         )
         if not args.only_manager:
-            chroma = PlainChroma(corpus, embedder, (args.data_dir or Path(tmp.name)) / "plain-chroma")
-            bm25 = BM25(corpus)
+            docs = {d["id"]: text_of(d) for d in corpus}
+            chroma = PlainChroma(docs, embedder, (args.data_dir or Path(tmp.name)) / "plain-chroma")
+            bm25 = BM25(docs)
             results["Chroma (MiniLM)"] = evaluate(chroma, questions)
             results["BM25"] = evaluate(bm25, questions)
             results["RRF(Chroma, BM25)"] = evaluate(rrf(chroma, bm25), questions)
