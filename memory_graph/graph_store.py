@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -1259,6 +1259,34 @@ class GraphStore:
                 for ns in conn.execute(_NAMESPACES_OF, {"ids": batch}).scalars()
             )
 
+    def turns_after(
+        self,
+        namespace: str,
+        times: Sequence[datetime],
+        *,
+        span: int,
+        gap: timedelta,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[list[str]]:
+        """For each of ``times``, the first chunks of the next ``span`` turns of a conversation
+        in ``namespace``: memories whose metadata names a speaker, observed after that time and
+        at most ``gap`` later (and inside ``since``/``until``). One statement."""
+        if not times:
+            return []
+        params: dict[str, Any] = {"ns": namespace}
+        params |= {"since": since} if since is not None else {}
+        params |= {"until": until} if until is not None else {}
+        for i, when in enumerate(times):
+            params[f"t{i}"], params[f"u{i}"] = when, when + gap
+        statement = _turns_after(len(times), since is not None, until is not None)
+        rows = []
+        with self._read("reading conversation turns") as conn:
+            for r in conn.execute(statement, params):
+                if r.observed_at is not None and isinstance(speaker := (r.meta or {}).get("speaker"), str) and speaker:
+                    rows.append((r.observed_at, r.id))
+        return [[cid for at, cid in rows if when < at <= when + gap][:span] for when in times]
+
     def namespace_chunks(self, namespace: str) -> tuple[int, bool]:
         """How many chunks ``namespace`` holds, and whether it holds every chunk stored (one statement)."""
         with self._read("counting chunks") as conn:
@@ -1676,6 +1704,34 @@ def _restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int
     """The part of a members map from :meth:`GraphStore.entity_members` that stands for ``entity_ids``."""
     wanted = set(entity_ids)
     return {member: given for member, given in members.items() if given in wanted}
+
+
+@cache
+def _turns_after(windows: int, since: bool, until: bool) -> Any:
+    """The memories of a namespace observed inside any of ``windows`` time windows (``t{i}`` <
+    observed_at <= ``u{i}``), and after ``since`` / before ``until`` when those are bound, each
+    as its first chunk, in time order. Built once per shape."""
+    query = (
+        select(Chunk.id, Document.observed_at, Document.meta.label("meta"))
+        .join(Document, Document.id == Chunk.document_id)
+        .where(
+            Document.namespace == bindparam("ns"),
+            Chunk.ordinal == 0,
+            Document.deleted_at.is_(None),
+            or_(
+                *(
+                    and_(Document.observed_at > bindparam(f"t{i}"), Document.observed_at <= bindparam(f"u{i}"))
+                    for i in range(windows)
+                )
+            ),
+        )
+        .order_by(Document.observed_at, Chunk.id)
+    )
+    if since:
+        query = query.where(Document.observed_at >= bindparam("since"))
+    if until:
+        query = query.where(Document.observed_at < bindparam("until"))
+    return query
 
 
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:

@@ -13,6 +13,8 @@
 4. Weighted reciprocal rank fusion, where the entity and graph signals, both drawn from the
    entities a chunk mentions, count as one kind of evidence (the stronger of the two); questions
    asking "when" favour chunks that carry dates. Each hit records which signals found it.
+5. Conversations: the turns that follow the best hits gain a share of their rank (an answer
+   follows its question, and the question holds the words a search finds).
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from memory_graph.extraction import CONCEPT, NAMED_LABELS, Extractor, normalize_key
-from memory_graph.graph_store import GraphStore
+from memory_graph.graph_store import ChunkRow, GraphStore
 from memory_graph.records import EntityRef, MemoryHit, RelationRef, _Serialisable
 from memory_graph.temporal import is_when_question, normalize_date
-from memory_graph.vector_store import VectorStore
+from memory_graph.vector_store import VectorStore, speaker_of
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Span
@@ -59,6 +61,11 @@ class SearchConfig:
     bridge_entities: int = 12  # entities followed to the chunks about them
     fuzzy: bool = True
     when_boost: float = 1.0  # for "when" questions: chunks with dates gain this many rank-1 shares
+    # Conversations: the turns that follow the best hits (an answer follows its question).
+    turn_seeds: int = 5  # best hits whose following turns gain
+    turn_span: int = 2  # turns followed from each
+    turn_gap: timedelta = timedelta(minutes=30)  # a later turn further away is another conversation
+    turn_weight: float = 0.5  # share of the hit's rank a following turn gains
 
 
 DEFAULT_SEARCH = SearchConfig()
@@ -172,9 +179,9 @@ def search_memories(
 ) -> list[MemoryHit]:
     """Rank the chunks of ``namespace`` for ``query``; see the module docstring."""
     with graph.reading():
-        best, _ = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
-                        since=since, until=until, config=config)  # fmt: skip
-        return build_hits(best, graph, namespace=namespace)
+        best, _, rows = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
+                              since=since, until=until, config=config)  # fmt: skip
+        return build_hits(best, graph, namespace=namespace, rows=rows)
 
 
 def explain_search(
@@ -191,9 +198,9 @@ def explain_search(
 ) -> list[HitExplanation]:
     """The hits of :func:`search_memories` with the evidence of how each was found."""
     with graph.reading():
-        best, linked = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
-                             since=since, until=until, config=config)  # fmt: skip
-        hits = build_hits(best, graph, namespace=namespace)
+        best, linked, rows = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors,
+                                   extractor=extractor, since=since, until=until, config=config)  # fmt: skip
+        hits = build_hits(best, graph, namespace=namespace, rows=rows)
     linked_refs = [EntityRef(e["id"], e["name"], e["label"]) for e in linked]
     by_chunk = dict(best)
     out = []
@@ -222,7 +229,7 @@ def _rank(
     since: datetime | None,
     until: datetime | None,
     config: SearchConfig,
-) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]]]:
+) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]], dict[str, ChunkRow]]:
     n = max(k * config.oversample, config.min_candidates)
     # The query is embedded in a worker thread while it is searched by keyword, linked and expanded here.
     pending_embedding = _POOL.submit(_embed, vectors, query)
@@ -256,8 +263,13 @@ def _rank(
             fused[cid].relation_ids = relation_ids
     if config.when_boost and is_when_question(query):
         _favour_dates(fused, graph, config, k)
+    rows: dict[str, ChunkRow] = {}
+    # Following turns extends what was found about the query's subject. A query naming nothing
+    # but a date has none: its best hits are the vector signal's guesses, not worth following.
+    if config.turn_weight and any(e["label"] != "DATE" for e in linked):
+        rows = _follow_turns(fused, graph, namespace, config, since=since, until=until)
     best = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[:k]
-    return best, linked
+    return best, linked, rows
 
 
 def _embed(vectors: VectorStore, query: str) -> Any:
@@ -416,10 +428,57 @@ def _favour_dates(fused: dict[str, _Candidate], graph: GraphStore, config: Searc
         fused[cid].score += bonus
 
 
-def build_hits(best: list[tuple[str, _Candidate]], graph: GraphStore, *, namespace: str) -> list[MemoryHit]:
-    """MemoryHits for ranked chunk ids, with entities and relations (three batched queries)."""
+def _follow_turns(
+    fused: dict[str, _Candidate],
+    graph: GraphStore,
+    namespace: str,
+    config: SearchConfig,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[str, ChunkRow]:
+    """In a conversation the answer often follows the turn that holds the question's words
+    ("Which piece are you showing?" -> "A set of four stacking bowls…"). The next ``turn_span``
+    turns after each of the ``turn_seeds`` best hits that is a turn (its memory names a speaker)
+    gain ``turn_weight`` shares of that hit's rank, one rank less for each step; a turn reached
+    from several hits keeps the largest. Found this way counts as a graph reason: the turn order is
+    the conversation's structure. Returns the rows read for the seeds (``build_hits`` reuses them)."""
+    seeds = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[: config.turn_seeds]
+    rows = graph.chunks([cid for cid, _ in seeds])
+    turns = [(rank, rows[cid]) for rank, (cid, _) in enumerate(seeds, 1) if cid in rows]
+    turns = [(rank, row) for rank, row in turns if row.observed_at is not None and speaker_of(row.metadata)]
+    if not turns:
+        return rows
+    following = graph.turns_after(
+        namespace, [row.observed_at for _, row in turns], span=config.turn_span, gap=config.turn_gap,
+        since=since, until=until,
+    )  # fmt: skip
+    gains: dict[str, tuple[float, int]] = {}
+    for (rank, _), after in zip(turns, following, strict=True):
+        for step, cid in enumerate(after):
+            share = config.turn_weight / (config.rrf_k + rank + step)
+            if share > gains.get(cid, (0.0, 0))[0]:
+                gains[cid] = (share, rank + step)
+    for cid, (share, rank) in gains.items():
+        candidate = fused.setdefault(cid, _Candidate())  # a turn no signal found enters with its share
+        candidate.score += share
+        candidate.reasons.add("graph")
+        candidate.ranks["turn"] = rank
+    return rows
+
+
+def build_hits(
+    best: list[tuple[str, _Candidate]],
+    graph: GraphStore,
+    *,
+    namespace: str,
+    rows: dict[str, ChunkRow] | None = None,
+) -> list[MemoryHit]:
+    """MemoryHits for ranked chunk ids, with entities and relations (three batched queries);
+    ``rows``: chunk rows read already."""
     ids = [cid for cid, _ in best]
-    rows = graph.chunks(ids)
+    rows = dict(rows or {})
+    rows |= graph.chunks([cid for cid in ids if cid not in rows])
     entities = graph.chunk_entities(ids)
     relations = graph.chunk_relations(ids)
     hits = []

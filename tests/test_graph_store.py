@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -111,6 +111,27 @@ def test_graph_store_dated_chunks(graph: GraphStore) -> None:
     graph.write_documents([dated, doc("d2", "Alice works at Acme too.")])
     assert graph.dated_chunks(["d1-c0", "d2-c0", "missing"]) == {"d1-c0"}
     assert graph.dated_chunks([]) == set()
+
+
+def test_graph_store_turns_after(graph: GraphStore) -> None:
+    """The next turns of a conversation: memories naming a speaker, later but within the gap,
+    in time order, inside the time window, of the namespace only."""
+    minute = timedelta(minutes=1)
+    turns = []
+    for i, (speaker, offset) in enumerate([("Ann", 0), ("Ben", 1), (None, 2), ("Ann", 3), ("Ben", 4), ("Ann", 90)]):
+        turn = doc(f"t{i}", f"Alice works at Acme, turn {i}.", when=T0 + offset * minute)
+        turn.metadata = {"speaker": speaker} if speaker else {}
+        turns.append(turn)
+    other = doc("o1", "Alice works at Acme elsewhere.", namespace="other", when=T0 + 2 * minute)
+    other.metadata = {"speaker": "Ann"}
+    graph.write_documents([*turns, other])
+    after = graph.turns_after("n", [T0, T0 + 4 * minute, T0 + 200 * minute], span=2, gap=30 * minute)
+    assert after == [["t1-c0", "t3-c0"], [], []]  # t2 names no speaker; t5 is 86 minutes after t4
+    assert graph.turns_after("n", [T0], span=5, gap=30 * minute, until=T0 + 4 * minute) == [["t1-c0", "t3-c0"]]
+    assert graph.turns_after("n", [T0], span=5, gap=30 * minute, since=T0 + 2 * minute) == [["t3-c0", "t4-c0"]]
+    graph.delete_document("t1")
+    assert graph.turns_after("n", [T0], span=1, gap=30 * minute) == [["t3-c0"]]
+    assert graph.turns_after("n", [], span=1, gap=minute) == []
 
 
 def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:

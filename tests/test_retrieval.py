@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -155,6 +156,36 @@ def test_retrieval_speaker_facts(chat: MemoryManager) -> None:
     assert "s4-2" in ids(hits)
     top = next(h for h in hits if h.external_id == "s4-2")
     assert any(r.source.name == "Nina" and r.target.name == "Denver" for r in top.relations)
+
+
+SHOW = [
+    ("Priya", "2025-09-01T10:00:00", "The pottery studio is putting on a student show in its gallery next month."),
+    ("Daniel", "2025-09-01T10:01:00", "No way, that's amazing! Which piece are you showing?"),
+    ("Priya", "2025-09-01T10:02:00", "A set of four stacking bowls in a green celadon glaze."),
+    ("Daniel", "2025-09-01T10:03:00", "They sound lovely. Sam wants to get a second dog, by the way."),
+    ("Priya", "2025-09-01T10:04:00", "Pepper would love a sister!"),
+    ("Daniel", "2025-09-03T18:00:00", "I finally fixed the wobbly bookshelf in the hallway."),
+    ("Priya", "2025-09-03T18:01:00", "I glazed a mug and a plate at the studio last week."),
+    ("Daniel", "2025-09-03T18:02:00", "My students painted the chemistry lab blue over the summer."),
+]
+
+
+def test_retrieval_the_turn_after_a_question_answers_it(manager: MemoryManager) -> None:
+    """The answer ("A set of four stacking bowls…") shares no word with the question; the turn
+    before it does. The following-turn credit lifts the answer, as a graph reason (the gap that
+    ends a conversation is tested in test_graph_store_turns_after)."""
+    manager.add_many(
+        [{"text": text, "external_id": f"t{i}", "metadata": {"speaker": who}, "observed_at": at}
+         for i, (who, at, text) in enumerate(SHOW)],
+        namespace="friends",
+    )  # fmt: skip
+    question = "Which piece did Priya choose for the student show?"
+    explained = {e.hit.external_id: e for e in manager.explain(question, namespace="friends", k=8)}
+    manager.search_config = replace(DEFAULT_SEARCH, turn_weight=0.0)
+    without = [e.hit.external_id for e in manager.explain(question, namespace="friends", k=8)]
+    with_credit = list(explained)
+    assert with_credit.index("t2") < without.index("t2")
+    assert "graph" in explained["t2"].hit.reasons and explained["t2"].ranks["turn"] <= 3
 
 
 @pytest.mark.parametrize(
