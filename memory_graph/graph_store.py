@@ -40,7 +40,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from memory_graph.errors import ConfigError, GraphStoreError, NotFoundError
 from memory_graph.extraction import CONCEPT, EXTRACTOR_VERSION, Extraction, normalize_key
 from memory_graph.migrate import ensure_schema
-from memory_graph.records import EntityRef, RelationRef
+from memory_graph.records import EntityRef, RelationRef, speaker_of
 from memory_graph.schema import (
     Chunk,
     Document,
@@ -359,28 +359,24 @@ class GraphStore:
                 lock.release()
 
     @contextmanager
-    def reading(self) -> Iterator[None]:
+    def reading(self, doing: str = "opening a connection") -> Iterator[Connection]:
         """Serve this thread's reads inside the block from one connection (a search runs a dozen
         statements; checking a connection out of the pool for each costs about 0.4 ms in all)."""
-        if getattr(self._local, "conn", None) is not None:
-            yield
+        if (pinned := getattr(self._local, "conn", None)) is not None:
+            yield pinned
             return
-        with self._errors("opening a connection"):
+        with self._errors(doing):
             conn = self.engine.connect()
         self._local.conn = conn
         try:
-            yield
+            yield conn
         finally:
             self._local.conn = None
             conn.close()
 
     @contextmanager
     def _read(self, doing: str) -> Iterator[Connection]:
-        if (pinned := getattr(self._local, "conn", None)) is not None:
-            with self._errors(doing):
-                yield pinned
-            return
-        with self._errors(doing), self.engine.connect() as conn:
+        with self.reading(doing) as conn, self._errors(doing):
             yield conn
 
     def _insert(self, table: Any) -> Any:
@@ -1283,7 +1279,7 @@ class GraphStore:
         rows = []
         with self._read("reading conversation turns") as conn:
             for r in conn.execute(statement, params):
-                if r.observed_at is not None and isinstance(speaker := (r.meta or {}).get("speaker"), str) and speaker:
+                if r.observed_at is not None and speaker_of(r.meta or {}):
                     rows.append((r.observed_at, r.id))
         return [[cid for at, cid in rows if when < at <= when + gap][:span] for when in times]
 

@@ -23,8 +23,8 @@ from memory_graph.chunking import chunk_text, content_hash
 from memory_graph.errors import InputError
 from memory_graph.extraction import Extractor
 from memory_graph.graph_store import ChunkWrite, DocumentWrite, GraphStore, WriteResult
-from memory_graph.records import MemoryRecord
-from memory_graph.vector_store import VectorStore, chunk_metadata, embedding_texts, speaker_of
+from memory_graph.records import MemoryRecord, speaker_of
+from memory_graph.vector_store import VectorStore, chunk_metadata, embedding_texts
 
 #: The keyword arguments of ``add()``, which are also the keys of ``add_many()`` rows.
 ROW_KEYS = frozenset({"text", "namespace", "metadata", "observed_at", "external_id", "source"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -135,3 +136,9 @@ class Stats(_Serialisable):
     relations: int
     mentions: int
     vectors: int
+
+
+def speaker_of(metadata: Mapping[str, Any]) -> str | None:
+    """The speaker a memory's metadata names (``{"speaker": "Maya"}``), if any."""
+    speaker = metadata.get("speaker")
+    return speaker.strip() if isinstance(speaker, str) and speaker.strip() else None

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from memory_graph.extraction import CONCEPT, NAMED_LABELS, Extractor, normalize_key
 from memory_graph.graph_store import ChunkRow, GraphStore
-from memory_graph.records import EntityRef, MemoryHit, RelationRef, _Serialisable
+from memory_graph.records import EntityRef, MemoryHit, RelationRef, _Serialisable, speaker_of
 from memory_graph.temporal import is_when_question, normalize_date
-from memory_graph.vector_store import VectorStore, speaker_of
+from memory_graph.vector_store import VectorStore
 
 if TYPE_CHECKING:
     from spacy.tokens import Doc, Span

@@ -22,6 +22,7 @@ import numpy as np
 
 from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer
 from memory_graph.errors import ConfigError, VectorStoreError
+from memory_graph.records import speaker_of
 
 if TYPE_CHECKING:
     from memory_graph.graph_store import ChunkRow
@@ -291,12 +292,6 @@ def stored_chunk_metadata(row: ChunkRow) -> dict[str, Any]:
         observed_at=row.observed_at,
         speaker=speaker_of(row.metadata),
     )
-
-
-def speaker_of(metadata: Mapping[str, Any]) -> str | None:
-    """The speaker a memory's metadata names (``{"speaker": "Maya"}``), if any."""
-    speaker = metadata.get("speaker")
-    return speaker.strip() if isinstance(speaker, str) and speaker.strip() else None
 
 
 def embedding_texts(texts: Sequence[str], metadatas: Sequence[Mapping[str, Any]]) -> list[str]:
