@@ -178,6 +178,17 @@ _NAMES_FROM = (
     .order_by(Entity.mention_count.desc(), Entity.id)
     .limit(bindparam("limit"))
 )
+_DATES = (
+    select(Entity)
+    .where(
+        Entity.namespace == bindparam("ns"),
+        Entity.label == "DATE",
+        Entity.merged_into.is_(None),
+        Entity.key.in_(_KEYS),
+    )
+    .order_by(Entity.key)
+    .limit(100)
+)
 _RELATIONS_AMONG = select(
     Relation.id, Relation.source_id, Relation.target_id, (Relation.count * Relation.confidence).label("w")
 ).where(Relation.namespace == bindparam("ns"), Relation.source_id.in_(_IDS), Relation.target_id.in_(_IDS))
@@ -961,51 +972,44 @@ class GraphStore:
         # One range scan of the (namespace, key) index per word: key >= w AND key < w with its last
         # letter bumped. As one OR of ranges, SQLite's plan scanned the namespace (19 ms on 56,000
         # entities). The best ``limit * 4`` of each range hold the best of them all.
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, Any] = {}
         with self._read("matching entity names") as conn:
             for w in words:
                 params = {"ns": namespace, "low": w, "high": w[:-1] + chr(ord(w[-1]) + 1), "limit": limit * 4}
                 for r in conn.execute(_NAMES_FROM, params):
-                    found.setdefault(r.id, _entity_dict(r))
-        rows = sorted(found.values(), key=lambda e: (-e["mention_count"], e["id"]))[: limit * 4]
-        scored = []
-        for row in rows:
-            best = max(
-                1.0 if _same_name(n, row["key"]) else difflib.SequenceMatcher(None, n, row["key"]).ratio()
-                for n in wanted
-            )
-            if best >= min_ratio:
-                scored.append((best, row))
-        scored.sort(key=lambda pair: (-pair[0], -pair[1]["mention_count"], pair[1]["id"]))
-        return [row for _, row in scored[:limit]]
+                    found.setdefault(r.id, r)
+        rows = sorted(found.values(), key=lambda r: (-r.mention_count, r.id))[: limit * 4]
+
+        def likeness(name: str, key: str) -> float:
+            if _same_name(name, key):
+                return 1.0
+            matcher = difflib.SequenceMatcher(None, name, key)
+            # The cheap upper bounds first: most candidates fail them (difflib's own advice).
+            if matcher.real_quick_ratio() < min_ratio or matcher.quick_ratio() < min_ratio:
+                return 0.0
+            return matcher.ratio()
+
+        scored = [(best, row) for row in rows if (best := max(likeness(n, row.key) for n in wanted)) >= min_ratio]
+        scored.sort(key=lambda pair: (-pair[0], -pair[1].mention_count, pair[1].id))
+        return [_entity_dict(row) for _, row in scored[:limit]]
 
     def find_dates(self, namespace: str, keys: Iterable[str]) -> list[dict[str, Any]]:
         """DATE entities of the given date keys and the dates closest around them: a month
         (``2025-03``) finds its days (``2025-03-13``), a day finds its month; a year finds only
-        itself (every date of a year would link almost every dated memory)."""
-        clauses = []
-        for key in dict.fromkeys(keys):
-            clauses.append(Entity.key == key)
+        itself (every date of a year would link almost every dated memory). Exact key lookups
+        only: an OR with ``LIKE '2025-03-%'`` read every date of the namespace (2.7 ms for 2,800)."""
+        wanted: list[str] = []
+        for key in keys:
+            wanted.append(key)
             if len(key) == 7 and key[4] == "-":  # month
-                clauses.append(Entity.key.like(f"{key}-%"))
+                wanted += [f"{key}-{day:02d}" for day in range(1, 32)]
             elif len(key) == 10:  # day
-                clauses.append(Entity.key == key[:7])
-        if not clauses:
+                wanted.append(key[:7])
+        if not wanted:
             return []
         with self._read("looking up dates") as conn:
             return [
-                _entity_dict(r)
-                for r in conn.execute(
-                    select(Entity)
-                    .where(
-                        Entity.namespace == namespace,
-                        Entity.label == "DATE",
-                        Entity.merged_into.is_(None),
-                        or_(*clauses),
-                    )
-                    .order_by(Entity.key)
-                    .limit(100)
-                )
+                _entity_dict(r) for r in conn.execute(_DATES, {"ns": namespace, "keys": list(dict.fromkeys(wanted))})
             ]
 
     def entity_members(self, entity_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:

@@ -113,6 +113,26 @@ def test_graph_store_dated_chunks(graph: GraphStore) -> None:
     assert graph.dated_chunks([]) == set()
 
 
+def test_graph_store_find_dates(graph: GraphStore) -> None:
+    """A month finds itself and its days, a day itself and its month, a year only itself; dates
+    of the namespace only."""
+    dated, other = doc("d1", "Alice works at Acme, dated."), doc("o1", "Alice works at Acme.", namespace="other")
+    for key in ["2025", "2025-03", "2025-03-01", "2025-03-31", "2025-04-01", "2025-W11"]:
+        dated.chunks[0].extraction.entities.append(ExtractedEntity(key, "DATE", key, key, 20, 25, 0, 40))
+    other.chunks[0].extraction.entities.append(ExtractedEntity("x", "DATE", "2025-03-02", "2025-03-02", 0, 5, 0, 40))
+    graph.write_documents([dated, other])
+
+    def found(*wanted: str) -> list[str]:
+        return [e["key"] for e in graph.find_dates("n", wanted)]
+
+    assert found("2025-03") == ["2025-03", "2025-03-01", "2025-03-31"]
+    assert found("2025-03-31") == ["2025-03", "2025-03-31"]
+    assert found("2025") == ["2025"]
+    assert found("2025-03-15", "2025-04") == ["2025-03", "2025-04-01"]
+    assert found("2024-12") == []
+    assert found() == []
+
+
 def test_graph_store_turns_after(graph: GraphStore) -> None:
     """The next turns of a conversation: memories naming a speaker, later but within the gap,
     in time order, inside the time window, of the namespace only."""

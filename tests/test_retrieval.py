@@ -98,6 +98,14 @@ def test_retrieval_query_linking_does_not_take_part_of_a_longer_name(chat: Memor
     assert [e["name"] for e in chat.graph.find_entities_fuzzy("nina", ["Vantage Robot"])][:1] == ["Vantage Robotics"]
 
 
+def test_retrieval_fuzzy_names_take_near_spellings_only(chat: MemoryManager) -> None:
+    def fuzzy(name: str) -> list[str]:
+        return [e["name"] for e in chat.graph.find_entities_fuzzy("nina", [name])]
+
+    assert fuzzy("Vantage Robtics")[:1] == ["Vantage Robotics"]  # a letter dropped: difflib ratio 0.97
+    assert "Vantage Robotics" not in fuzzy("Vantage Rocketry")  # same first word, another name: 0.69
+
+
 def test_retrieval_fusion_counts_entity_and_graph_evidence_once() -> None:
     """Both signals come from the entities a chunk mentions: of the two, only the larger share counts."""
     config = SearchConfig(rrf_k=10, weights={"vector": 1.0, "keyword": 1.0, "entity": 0.8, "graph": 1.0})
