@@ -10,8 +10,10 @@ a development set, small enough to read, not a benchmark to tune to.
 Plain Chroma and BM25 index the turns' text as it is; MemoryManager gets each turn's speaker and
 time as ``metadata`` and ``observed_at``, as a chat backend would store them. Reported per system:
 recall@5/10, full@5/10 (every evidence turn found), MRR; and per kind for MemoryManager.
+``--session-times`` stamps every turn with its session's first time instead, as transcripts
+imported a session at a time often are: the order of the turns is then only the order given.
 
-    python benchmarks/conversation.py
+    python benchmarks/conversation.py [--session-times]
 """
 
 from __future__ import annotations
@@ -52,8 +54,13 @@ def table(title: str, results: dict[str, dict[str, float]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args()
+    parser.add_argument("--session-times", action="store_true", help="one time for all the turns of a session")
+    args = parser.parse_args()
     turns, questions = load()
+    if args.session_times:
+        first: dict[str, str] = {}
+        for t in turns:
+            t["observed_at"] = first.setdefault(t["session"], t["observed_at"])
     embedder = SentenceTransformerEmbedder()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "mg")

@@ -75,6 +75,7 @@ _CHUNKS = (
         Document.external_id,
         Document.meta.label("meta"),
         Document.observed_at,
+        Document.created_at,
     )
     .join(Document, Document.id == Chunk.document_id)
     .where(Chunk.id.in_(_IDS))
@@ -305,6 +306,7 @@ class ChunkRow:
     external_id: str | None
     metadata: dict[str, Any]
     observed_at: datetime | None
+    created_at: datetime | None = None  # when it was written: memories of one time keep the order given
 
 
 @dataclass
@@ -459,6 +461,9 @@ class GraphStore:
     ) -> None:
         now = utcnow()
         new = [d for d in docs if (d.namespace, d.doc_key) not in existing]
+        # Each document is written a microsecond after the one before it: memories given one
+        # observed_at (a transcript's session) keep the order they were given in (turns_after).
+        written = {id(d): now + timedelta(microseconds=i) for i, d in enumerate(new)}
         if new:
             for batch in _batches(new):
                 conn.execute(
@@ -474,7 +479,7 @@ class GraphStore:
                             "text": d.text,
                             "metadata": d.metadata,  # the column's name (the attribute is .meta)
                             "observed_at": d.observed_at,
-                            "created_at": now,
+                            "created_at": written[id(d)],
                             "deleted_at": None,
                         }
                         for d in batch
@@ -818,6 +823,7 @@ class GraphStore:
                         r.external_id,
                         dict(r.meta or {}),
                         r.observed_at,
+                        r.created_at,
                     )
         return out
 
@@ -1262,30 +1268,41 @@ class GraphStore:
     def turns_after(
         self,
         namespace: str,
-        times: Sequence[datetime],
+        seeds: Sequence[ChunkRow],
         *,
         span: int,
         gap: timedelta,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[list[str]]:
-        """For each of ``times``, the first chunks of the next ``span`` turns of a conversation
-        in ``namespace``: memories whose metadata names a speaker, observed after that time and
-        at most ``gap`` later (and inside ``since``/``until``). One statement."""
-        if not times:
+        """For each of ``seeds``, the first chunks of the next ``span`` turns of a conversation
+        in ``namespace``: memories whose metadata names a speaker, observed after the seed and at
+        most ``gap`` later, or observed at the same time and written after it (a session stamped
+        with one time), inside ``since``/``until``. One statement."""
+        if not seeds:
             return []
         params: dict[str, Any] = {"ns": namespace}
         params |= {"since": since} if since is not None else {}
         params |= {"until": until} if until is not None else {}
-        for i, when in enumerate(times):
-            params[f"t{i}"], params[f"u{i}"] = when, when + gap
-        statement = _turns_after(len(times), since is not None, until is not None)
+        for i, seed in enumerate(seeds):
+            params[f"t{i}"], params[f"u{i}"] = seed.observed_at, seed.observed_at + gap
+            # A seed without a write time ties with nothing: nothing was written after the end of time.
+            params[f"c{i}"] = seed.created_at or datetime.max.replace(tzinfo=UTC)
+        statement = _turns_after(len(seeds), since is not None, until is not None)
         rows = []
         with self._read("reading conversation turns") as conn:
             for r in conn.execute(statement, params):
                 if r.observed_at is not None and speaker_of(r.meta or {}):
-                    rows.append((r.observed_at, r.id))
-        return [[cid for at, cid in rows if when < at <= when + gap][:span] for when in times]
+                    rows.append((r.observed_at, r.created_at, r.id))
+        return [
+            [
+                cid
+                for at, written, cid in rows
+                if seed.observed_at < at <= seed.observed_at + gap
+                or (at == seed.observed_at and seed.created_at is not None and written > seed.created_at)
+            ][:span]
+            for seed in seeds
+        ]
 
     def namespace_chunks(self, namespace: str) -> tuple[int, bool]:
         """How many chunks ``namespace`` holds, and whether it holds every chunk stored (one statement)."""
@@ -1709,10 +1726,11 @@ def _restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int
 @cache
 def _turns_after(windows: int, since: bool, until: bool) -> Any:
     """The memories of a namespace observed inside any of ``windows`` time windows (``t{i}`` <
-    observed_at <= ``u{i}``), and after ``since`` / before ``until`` when those are bound, each
-    as its first chunk, in time order. Built once per shape."""
+    observed_at <= ``u{i}``, or observed at ``t{i}`` and written after ``c{i}``), and after
+    ``since`` / before ``until`` when those are bound, each as its first chunk, in time order and
+    then in the order written. Built once per shape."""
     query = (
-        select(Chunk.id, Document.observed_at, Document.meta.label("meta"))
+        select(Chunk.id, Document.observed_at, Document.created_at, Document.meta.label("meta"))
         .join(Document, Document.id == Chunk.document_id)
         .where(
             Document.namespace == bindparam("ns"),
@@ -1720,12 +1738,15 @@ def _turns_after(windows: int, since: bool, until: bool) -> Any:
             Document.deleted_at.is_(None),
             or_(
                 *(
-                    and_(Document.observed_at > bindparam(f"t{i}"), Document.observed_at <= bindparam(f"u{i}"))
+                    or_(
+                        and_(Document.observed_at > bindparam(f"t{i}"), Document.observed_at <= bindparam(f"u{i}")),
+                        and_(Document.observed_at == bindparam(f"t{i}"), Document.created_at > bindparam(f"c{i}")),
+                    )
                     for i in range(windows)
                 )
             ),
         )
-        .order_by(Document.observed_at, Chunk.id)
+        .order_by(Document.observed_at, Document.created_at, Chunk.id)
     )
     if since:
         query = query.where(Document.observed_at >= bindparam("since"))

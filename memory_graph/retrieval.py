@@ -14,7 +14,8 @@
    entities a chunk mentions, count as one kind of evidence (the stronger of the two); questions
    asking "when" favour chunks that carry dates. Each hit records which signals found it.
 5. Conversations: the turns that follow the best hits gain a share of their rank (an answer
-   follows its question, and the question holds the words a search finds).
+   follows its question, and the question holds the words a search finds). Turns given one
+   time (a session imported at once) follow in the order they were written.
 """
 
 from __future__ import annotations
@@ -450,9 +451,8 @@ def _follow_turns(
     if not turns:
         return rows
     following = graph.turns_after(
-        namespace, [row.observed_at for _, row in turns], span=config.turn_span, gap=config.turn_gap,
-        since=since, until=until,
-    )  # fmt: skip
+        namespace, [row for _, row in turns], span=config.turn_span, gap=config.turn_gap, since=since, until=until
+    )
     gains: dict[str, tuple[float, int]] = {}
     for (rank, _), after in zip(turns, following, strict=True):
         for step, cid in enumerate(after):

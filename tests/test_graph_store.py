@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -145,13 +146,33 @@ def test_graph_store_turns_after(graph: GraphStore) -> None:
     other = doc("o1", "Alice works at Acme elsewhere.", namespace="other", when=T0 + 2 * minute)
     other.metadata = {"speaker": "Ann"}
     graph.write_documents([*turns, other])
-    after = graph.turns_after("n", [T0, T0 + 4 * minute, T0 + 200 * minute], span=2, gap=30 * minute)
+    rows = graph.chunks([f"t{i}-c0" for i in range(6)])
+    t0, t4, t5 = rows["t0-c0"], rows["t4-c0"], rows["t5-c0"]
+    after = graph.turns_after("n", [t0, t4, t5], span=2, gap=30 * minute)
     assert after == [["t1-c0", "t3-c0"], [], []]  # t2 names no speaker; t5 is 86 minutes after t4
-    assert graph.turns_after("n", [T0], span=5, gap=30 * minute, until=T0 + 4 * minute) == [["t1-c0", "t3-c0"]]
-    assert graph.turns_after("n", [T0], span=5, gap=30 * minute, since=T0 + 2 * minute) == [["t3-c0", "t4-c0"]]
+    assert graph.turns_after("n", [t0], span=5, gap=30 * minute, until=T0 + 4 * minute) == [["t1-c0", "t3-c0"]]
+    assert graph.turns_after("n", [t0], span=5, gap=30 * minute, since=T0 + 2 * minute) == [["t3-c0", "t4-c0"]]
     graph.delete_document("t1")
-    assert graph.turns_after("n", [T0], span=1, gap=30 * minute) == [["t3-c0"]]
+    assert graph.turns_after("n", [t0], span=1, gap=30 * minute) == [["t3-c0"]]
     assert graph.turns_after("n", [], span=1, gap=minute) == []
+
+
+def test_graph_store_turns_of_one_time_follow_in_the_order_written(graph: GraphStore) -> None:
+    """A session stamped with one time: its turns follow one another in the order they were
+    given, across batches, and before the turns observed later."""
+
+    def turn(name: str, speaker: str, minutes: int = 0) -> DocumentWrite:
+        written = doc(name, f"Alice works at Acme, said {name}.", when=T0 + timedelta(minutes=minutes))
+        written.metadata = {"speaker": speaker}
+        return written
+
+    graph.write_documents([turn("s1", "Ann"), turn("s2", "Ben"), turn("s3", "Ann")])
+    graph.write_documents([turn("s4", "Ben"), turn("later", "Ann", minutes=5)])
+    rows = graph.chunks(["s1-c0", "s2-c0", "s3-c0", "s4-c0", "later-c0"])
+    after = graph.turns_after("n", [rows["s1-c0"], rows["s3-c0"], rows["s4-c0"]], span=3, gap=timedelta(minutes=30))
+    assert after == [["s2-c0", "s3-c0", "s4-c0"], ["s4-c0", "later-c0"], ["later-c0"]]
+    unknown = dataclasses.replace(rows["s1-c0"], created_at=None)  # no write time: only later times follow
+    assert graph.turns_after("n", [unknown], span=3, gap=timedelta(minutes=30)) == [["later-c0"]]
 
 
 def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:

@@ -178,12 +178,16 @@ SHOW = [
 ]
 
 
-def test_retrieval_the_turn_after_a_question_answers_it(manager: MemoryManager) -> None:
+@pytest.mark.parametrize("session_time", [False, True], ids=["turn-times", "one-time-per-session"])
+def test_retrieval_the_turn_after_a_question_answers_it(manager: MemoryManager, session_time: bool) -> None:
     """The answer ("A set of four stacking bowls…") shares no word with the question; the turn
     before it does. The following-turn credit lifts the answer, as a graph reason (the gap that
-    ends a conversation is tested in test_graph_store_turns_after)."""
+    ends a conversation is tested in test_graph_store_turns_after). A session stamped with one
+    time, as imported transcripts often are, is followed in the order its turns were given."""
+    first = {at[:10]: at for _, at, _ in reversed(SHOW)}  # each day's first time
     manager.add_many(
-        [{"text": text, "external_id": f"t{i}", "metadata": {"speaker": who}, "observed_at": at}
+        [{"text": text, "external_id": f"t{i}", "metadata": {"speaker": who},
+          "observed_at": first[at[:10]] if session_time else at}
          for i, (who, at, text) in enumerate(SHOW)],
         namespace="friends",
     )  # fmt: skip
