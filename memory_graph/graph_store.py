@@ -460,31 +460,26 @@ class GraphStore:
         self, conn: Connection, docs: list[DocumentWrite], existing: dict[tuple[str, str], Any]
     ) -> None:
         now = utcnow()
-        new = [d for d in docs if (d.namespace, d.doc_key) not in existing]
         # Each document is written a microsecond after the one before it: memories given one
         # observed_at (a transcript's session) keep the order they were given in (turns_after).
-        written = {id(d): now + timedelta(microseconds=i) for i, d in enumerate(new)}
-        if new:
-            for batch in _batches(new):
-                conn.execute(
-                    self._insert(Document),
-                    [
-                        {
-                            "id": d.id,
-                            "namespace": d.namespace,
-                            "doc_key": d.doc_key,
-                            "external_id": d.external_id,
-                            "source": d.source,
-                            "content_hash": d.content_hash,
-                            "text": d.text,
-                            "metadata": d.metadata,  # the column's name (the attribute is .meta)
-                            "observed_at": d.observed_at,
-                            "created_at": written[id(d)],
-                            "deleted_at": None,
-                        }
-                        for d in batch
-                    ],
-                )
+        rows = [
+            {
+                "id": d.id,
+                "namespace": d.namespace,
+                "doc_key": d.doc_key,
+                "external_id": d.external_id,
+                "source": d.source,
+                "content_hash": d.content_hash,
+                "text": d.text,
+                "metadata": d.metadata,  # the column's name (the attribute is .meta)
+                "observed_at": d.observed_at,
+                "created_at": now + timedelta(microseconds=i),
+                "deleted_at": None,
+            }
+            for i, d in enumerate(d for d in docs if (d.namespace, d.doc_key) not in existing)
+        ]
+        for batch in _batches(rows):
+            conn.execute(self._insert(Document), batch)
         for d in docs:
             if (d.namespace, d.doc_key) in existing:
                 conn.execute(
