@@ -175,6 +175,7 @@ class Extractor:
         self.nlp = nlp
         self.max_cooccurring = max_cooccurring
         self._lock = threading.Lock()
+        self._verbs = _known_verbs(nlp)
 
     @classmethod
     def load(cls, name: str) -> Extractor:
@@ -238,14 +239,25 @@ class Extractor:
 
     def from_doc(self, doc: Doc, *, speaker: str | None = None, observed_at: datetime | None = None) -> Extraction:
         """Turn an analysed ``Doc`` into an :class:`Extraction`."""
-        return _DocExtraction(doc, speaker, observed_at, self.max_cooccurring).run()
+        return _DocExtraction(doc, speaker, observed_at, self.max_cooccurring, self._verbs).run()
+
+
+def _known_verbs(nlp: Language) -> frozenset[str]:
+    """The verbs (base forms) of the rule lemmatizer's tables; empty for another lemmatizer."""
+    lookups = getattr(nlp.get_pipe("lemmatizer"), "lookups", None) if "lemmatizer" in nlp.pipe_names else None
+    if lookups is None or not lookups.has_table("lemma_index"):
+        return frozenset()
+    return frozenset(lookups.get_table("lemma_index").get("verb", []))
 
 
 class _DocExtraction:
     """One document's extraction; keeps the token → entity map the patterns need."""
 
-    def __init__(self, doc: Doc, speaker: str | None, observed_at: datetime | None, max_cooccurring: int) -> None:
+    def __init__(
+        self, doc: Doc, speaker: str | None, observed_at: datetime | None, max_cooccurring: int, verbs: frozenset[str]
+    ) -> None:
         self.doc = doc
+        self.verbs = verbs
         self.speaker = speaker.strip() if speaker and speaker.strip() else None
         self.observed_at = observed_at
         self.max_cooccurring = max_cooccurring
@@ -260,6 +272,16 @@ class _DocExtraction:
         for sent in self.doc.sents:
             self._relations(sent)
         return self.result
+
+    def _verb_lemma(self, verb: Token) -> str:
+        """The verb's lowercase lemma. A base form (Penn ``VB``, ``VBP``) is its own lemma: UD
+        English-EWT's morphology gives "we need" a Number and a Person, the rule lemmatizer then
+        takes it for an inflected form and strips it ("need" -> "nee", "discuss" -> "discus").
+        Such a guess, no verb of its tables, gives way to the form when the form is one."""
+        lemma = verb.lemma_.lower() or verb.lower_
+        if verb.tag_ in ("VB", "VBP") and lemma not in self.verbs and verb.lower_ in self.verbs:
+            return verb.lower_
+        return lemma
 
     # -- entities -------------------------------------------------------------------------
 
@@ -419,7 +441,7 @@ class _DocExtraction:
             # UD: "Bob is the CEO of Acme" -> CEO is the head, "is" a cop child.
             self._copula(subjects, verb, neg, sent)
             return
-        lemma = verb.lemma_.lower() or verb.lower_
+        lemma = self._verb_lemma(verb)
         particle = " ".join(c.lower_ for c in verb.children if c.dep_ in ("compound:prt", "prt"))
         predicate = f"{neg}{lemma} {particle}".strip()
         if not subjects:

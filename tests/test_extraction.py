@@ -50,6 +50,13 @@ def test_extraction_speaker_owns_first_person(extractor: Extractor) -> None:
     assert not any(e.pronoun for e in extractor.extract("I adopted a puppy.").entities)
 
 
+def test_extraction_base_form_verbs_keep_their_form(extractor: Extractor) -> None:
+    # The rule lemmatizer strips "need" to "nee" and "discuss" to "discus" as UD morphology tags them.
+    assert ("Tom", "need", "car") in triples(extractor, "I need a car.", speaker="Tom")
+    assert ("Ann", "discuss", "budget") in triples(extractor, "I discuss the budget every Monday.", speaker="Ann")
+    assert ("Alice", "join", "Acme") in triples(extractor, "Alice joined Acme.")  # inflected forms still lemmatised
+
+
 def test_extraction_batch_equals_single(extractor: Extractor) -> None:
     texts = ["Zoe flew to Tokyo.", "The Louvre is in Paris.", "Amir works at Siemens."]
     assert extractor.extract_many(texts) == [extractor.extract(t) for t in texts]
