@@ -36,6 +36,18 @@ LABEL_MAP = {"PER": "PERSON", "GPE": "LOC", "LOCATION": "LOC", "ORGANIZATION": "
 # Entity labels that are noise as graph nodes ("two", "first").
 SKIP_LABELS = {"CARDINAL", "ORDINAL", "QUANTITY"}
 NAMED_LABELS = {"PERSON", "ORG", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE"}
+# The capitalised last word of an organisation's name ("Northwind Labs", "Kent County Cricket
+# Club", "Catasys, Inc."), and the first word of "University of ...": the NER calls some such
+# names places, and a place's name does not end so.
+_ORG_LAST = """
+    inc incorporated corp corporation co company ltd limited llc plc gmbh holdings partners ventures
+    enterprises industries labs lab laboratories technologies systems software solutions therapeutics
+    pharmaceuticals biosciences health media studios pictures records press publishing airlines airways
+    motors bank insurance consulting network university college academy institute foundation association
+    society agency council committee commission ministry department federation club party orchestra fc
+"""
+ORG_LAST_WORDS = frozenset(_ORG_LAST.split())
+ORG_FIRST_WORDS = frozenset({"university", "bank", "ministry", "department", "institute", "college", "academy"})
 CONCEPT = "CONCEPT"
 
 FIRST_PERSON = {"i", "me", "my", "mine", "myself"}
@@ -242,6 +254,16 @@ class Extractor:
         return _DocExtraction(doc, speaker, observed_at, self.max_cooccurring, self._verbs).run()
 
 
+def _names_an_organisation(span: Span) -> bool:
+    """Whether a name ends (or starts, "University of ...") with a word that makes it an organisation's."""
+    if len(span) < 2:
+        return False
+    last, first = span[-1], span[0]
+    if last.text[:1].isupper() and last.lower_.rstrip(".") in ORG_LAST_WORDS:
+        return True
+    return len(span) > 2 and first.text[:1].isupper() and first.lower_ in ORG_FIRST_WORDS and span[1].lower_ == "of"
+
+
 def _known_verbs(nlp: Language) -> frozenset[str]:
     """The verbs (base forms) of the rule lemmatizer's tables; empty for another lemmatizer."""
     lookups = getattr(nlp.get_pipe("lemmatizer"), "lookups", None) if "lemmatizer" in nlp.pipe_names else None
@@ -326,6 +348,8 @@ class _DocExtraction:
                 span = span[1:]
             while len(span) > 1 and (span[-1].tag_ == "POS" or span[-1].text in ("'s", "’s")):
                 span = span[:-1]
+            if label == "LOC" and _names_an_organisation(span):
+                label = "ORG"
             if label == "DATE" and (value := normalize_date(span.text, self.observed_at)) is not None:
                 # "last May" said in June 2025 and "May 2025" are one entity: 2025-05.
                 attributes = {"date": value.key, "granularity": value.granularity}

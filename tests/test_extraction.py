@@ -50,6 +50,13 @@ def test_extraction_speaker_owns_first_person(extractor: Extractor) -> None:
     assert not any(e.pronoun for e in extractor.extract("I adopted a puppy.").entities)
 
 
+def test_extraction_names_of_organisations_are_not_places(extractor: Extractor) -> None:
+    x = extractor.extract("Anjali got a job at Mirabel Therapeutics in Cambridge, and Maya works at Northwind Labs.")
+    labels = {e.name: e.label for e in x.entities}
+    assert labels["Mirabel Therapeutics"] == labels["Northwind Labs"] == "ORG"  # the NER calls both LOC
+    assert labels["Cambridge"] == "LOC"
+
+
 def test_extraction_base_form_verbs_keep_their_form(extractor: Extractor) -> None:
     # The rule lemmatizer strips "need" to "nee" and "discuss" to "discus" as UD morphology tags them.
     assert ("Tom", "need", "car") in triples(extractor, "I need a car.", speaker="Tom")
