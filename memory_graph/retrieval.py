@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 SIGNALS = ("vector", "keyword", "entity", "graph")
 MAX_NAME_WORDS = 4  # the longest query n-gram looked up as an entity name
+PREFETCH_BATCH = 5  # hits whose context is read at a time while the query is embedded
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="memory-graph-search")
 _THREAD = threading.local()
 
@@ -78,6 +79,30 @@ class _Candidate:
     reasons: set[str] = field(default_factory=set)
     ranks: dict[str, int] = field(default_factory=dict)
     relation_ids: list[int] = field(default_factory=list)
+
+
+class _HitContext:
+    """What hits carry besides their rank, read so far by chunk id: the chunk rows and the
+    entities and relations of each chunk. Reads are batched and never repeated."""
+
+    def __init__(self, graph: GraphStore) -> None:
+        self.graph = graph
+        self.rows: dict[str, ChunkRow] = {}
+        self.entities: dict[str, list[EntityRef]] = {}
+        self.relations: dict[str, list[RelationRef]] = {}
+
+    def read_rows(self, chunk_ids: list[str]) -> dict[str, ChunkRow]:
+        self.rows |= self.graph.chunks([cid for cid in chunk_ids if cid not in self.rows])
+        return {cid: self.rows[cid] for cid in chunk_ids if cid in self.rows}
+
+    def read(self, chunk_ids: list[str]) -> None:
+        """Rows, entities and relations of ``chunk_ids`` (three batched queries for those not read)."""
+        self.read_rows(chunk_ids)
+        missing = [cid for cid in chunk_ids if cid not in self.entities]
+        if missing:
+            entities, relations = self.graph.chunk_entities(missing), self.graph.chunk_relations(missing)
+            for cid in missing:
+                self.entities[cid], self.relations[cid] = entities.get(cid, []), relations.get(cid, [])
 
 
 @dataclass(frozen=True)
@@ -180,9 +205,9 @@ def search_memories(
 ) -> list[MemoryHit]:
     """Rank the chunks of ``namespace`` for ``query``; see the module docstring."""
     with graph.reading():
-        best, _, rows = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
-                              since=since, until=until, config=config)  # fmt: skip
-        return build_hits(best, graph, namespace=namespace, rows=rows)
+        best, _, context = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors, extractor=extractor,
+                                 since=since, until=until, config=config)  # fmt: skip
+        return build_hits(best, graph, namespace=namespace, context=context)
 
 
 def explain_search(
@@ -199,9 +224,9 @@ def explain_search(
 ) -> list[HitExplanation]:
     """The hits of :func:`search_memories` with the evidence of how each was found."""
     with graph.reading():
-        best, linked, rows = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors,
-                                   extractor=extractor, since=since, until=until, config=config)  # fmt: skip
-        hits = build_hits(best, graph, namespace=namespace, rows=rows)
+        best, linked, context = _rank(query, namespace=namespace, k=k, graph=graph, vectors=vectors,
+                                      extractor=extractor, since=since, until=until, config=config)  # fmt: skip
+        hits = build_hits(best, graph, namespace=namespace, context=context)
     linked_refs = [EntityRef(e["id"], e["name"], e["label"]) for e in linked]
     by_chunk = dict(best)
     out = []
@@ -230,7 +255,7 @@ def _rank(
     since: datetime | None,
     until: datetime | None,
     config: SearchConfig,
-) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]], dict[str, ChunkRow]]:
+) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]], _HitContext]:
     n = max(k * config.oversample, config.min_candidates)
     # The query is embedded in a worker thread while it is searched by keyword, linked and expanded here.
     pending_embedding = _POOL.submit(_embed, vectors, query)
@@ -250,6 +275,13 @@ def _rank(
                 namespace, idf, limit=n, since=since, until=until, members=expansion.members
             )
         ]
+    context = _HitContext(graph)
+    # While the query is still being embedded, the likeliest hits' context is read, a few at a time.
+    guesses = [cid for cid, _ in sorted(_fuse(ranked, config).items(), key=lambda item: -item[1].score)[:k]]
+    for start in range(0, len(guesses), PREFETCH_BATCH):
+        if pending_embedding.done():
+            break
+        context.read(guesses[start : start + PREFETCH_BATCH])
     ranked["vector"] = _nearest(
         pending_embedding.result(), namespace, n, graph=graph, vectors=vectors, alone=alone, since=since, until=until
     )
@@ -264,13 +296,12 @@ def _rank(
             fused[cid].relation_ids = relation_ids
     if config.when_boost and is_when_question(query):
         _favour_dates(fused, graph, config, k)
-    rows: dict[str, ChunkRow] = {}
     # Following turns extends what was found about the query's subject. A query naming nothing
     # but a date has none: its best hits are the vector signal's guesses, not worth following.
     if config.turn_weight and any(e["label"] != "DATE" for e in linked):
-        rows = _follow_turns(fused, graph, namespace, config, since=since, until=until)
+        _follow_turns(fused, graph, namespace, config, context, since=since, until=until)
     best = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[:k]
-    return best, linked, rows
+    return best, linked, context
 
 
 def _embed(vectors: VectorStore, query: str) -> Any:
@@ -434,22 +465,23 @@ def _follow_turns(
     graph: GraphStore,
     namespace: str,
     config: SearchConfig,
+    context: _HitContext,
     *,
     since: datetime | None,
     until: datetime | None,
-) -> dict[str, ChunkRow]:
+) -> None:
     """In a conversation the answer often follows the turn that holds the question's words
     ("Which piece are you showing?" -> "A set of four stacking bowls…"). The next ``turn_span``
     turns after each of the ``turn_seeds`` best hits that is a turn (its memory names a speaker)
     gain ``turn_weight`` shares of that hit's rank, one rank less for each step; a turn reached
     from several hits keeps the largest. Found this way counts as a graph reason: the turn order is
-    the conversation's structure. Returns the rows read for the seeds (``build_hits`` reuses them)."""
+    the conversation's structure. The seeds' rows are read into ``context``."""
     seeds = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[: config.turn_seeds]
-    rows = graph.chunks([cid for cid, _ in seeds])
+    rows = context.read_rows([cid for cid, _ in seeds])
     turns = [(rank, rows[cid]) for rank, (cid, _) in enumerate(seeds, 1) if cid in rows]
     turns = [(rank, row) for rank, row in turns if row.observed_at is not None and speaker_of(row.metadata)]
     if not turns:
-        return rows
+        return
     following = graph.turns_after(
         namespace, [row for _, row in turns], span=config.turn_span, gap=config.turn_gap, since=since, until=until
     )
@@ -464,7 +496,6 @@ def _follow_turns(
         candidate.score += share
         candidate.reasons.add("graph")
         candidate.ranks["turn"] = rank
-    return rows
 
 
 def build_hits(
@@ -472,18 +503,15 @@ def build_hits(
     graph: GraphStore,
     *,
     namespace: str,
-    rows: dict[str, ChunkRow] | None = None,
+    context: _HitContext | None = None,
 ) -> list[MemoryHit]:
-    """MemoryHits for ranked chunk ids, with entities and relations (three batched queries);
-    ``rows``: chunk rows read already."""
-    ids = [cid for cid, _ in best]
-    rows = dict(rows or {})
-    rows |= graph.chunks([cid for cid in ids if cid not in rows])
-    entities = graph.chunk_entities(ids)
-    relations = graph.chunk_relations(ids)
+    """MemoryHits for ranked chunk ids, with entities and relations (three batched queries for
+    what ``context`` has not read already)."""
+    context = context or _HitContext(graph)
+    context.read([cid for cid, _ in best])
     hits = []
     for cid, candidate in best:
-        row = rows.get(cid)
+        row = context.rows.get(cid)
         if row is None or row.namespace != namespace:
             continue  # a vector whose chunk is gone (verify(repair=True) removes it), or another namespace's
         hits.append(
@@ -495,8 +523,8 @@ def build_hits(
                 text=row.text,
                 score=round(candidate.score, 6),
                 reasons=[s for s in SIGNALS if s in candidate.reasons],
-                entities=entities.get(cid, []),
-                relations=relations.get(cid, []),
+                entities=context.entities[cid],
+                relations=context.relations[cid],
                 metadata=row.metadata,
                 observed_at=row.observed_at,
             )

@@ -233,3 +233,32 @@ def test_retrieval_context_fits_budget(chat: MemoryManager) -> None:
     assert datetime(2025, 1, 10, tzinfo=UTC).date().isoformat() in chat.context(
         "Omar job", namespace="nina", max_tokens=800
     )
+
+
+def test_retrieval_hit_context_read_early_is_reused_and_the_same(chat: MemoryManager) -> None:
+    """The context of likely hits is read while the query is still being embedded; the hits built
+    from it are those a fresh read gives, and nothing read early is read again."""
+    from sqlalchemy import event
+
+    from memory_graph.retrieval import _Candidate, _HitContext, build_hits
+
+    graph = chat.graph
+    chunk_ids = [h.chunk_id for h in chat.search("Omar and Vantage Robotics in Pittsburgh", namespace="nina", k=6)]
+    best = [(cid, _Candidate(score=1.0 / rank)) for rank, cid in enumerate(chunk_ids, 1)]
+    fresh = build_hits(best, graph, namespace="nina")
+    early = _HitContext(graph)
+    early.read(chunk_ids[:3])
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(graph.engine, "before_cursor_execute", count)
+    try:
+        reused = build_hits(best, graph, namespace="nina", context=early)
+        early.read(chunk_ids)  # everything read: no statement
+    finally:
+        event.remove(graph.engine, "before_cursor_execute", count)
+    assert reused == fresh
+    assert any(h.relations for h in fresh) and any(h.entities for h in fresh)
+    assert len(statements) == 3  # rows, entities and relations of the three chunks not read early
