@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 SIGNALS = ("vector", "keyword", "entity", "graph")
 MAX_NAME_WORDS = 4  # the longest query n-gram looked up as an entity name
 PREFETCH_BATCH = 5  # hits whose context is read at a time while the query is embedded
+BRIDGE_GUESSES = 5  # best keyword hits whose mentions are read then (85% of the bridges' seeds on HotpotQA)
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="memory-graph-search")
 _THREAD = threading.local()
 
@@ -276,7 +277,10 @@ def _rank(
             )
         ]
     context = _HitContext(graph)
-    # While the query is still being embedded, the likeliest hits' context is read, a few at a time.
+    # While the query is still being embedded, what the best keyword hits would bridge to and the
+    # likeliest hits' context are read, a few at a time.
+    if not pending_embedding.done():
+        expansion.read_mentions(ranked["keyword"][:BRIDGE_GUESSES])
     guesses = [cid for cid, _ in sorted(_fuse(ranked, config).items(), key=lambda item: -item[1].score)[:k]]
     for start in range(0, len(guesses), PREFETCH_BATCH):
         if pending_embedding.done():
@@ -390,6 +394,14 @@ class _Expansion:
         self.chunk_relations: dict[str, list[int]] = defaultdict(list)
         self.reached: dict[int, float] = defaultdict(float)
         self.chunks = max(1, chunks)  # of the namespace, for IDF
+        self.mentions: dict[str, list[tuple[int, bool]]] = {}  # the named and concept entities of chunks read
+
+    def read_mentions(self, chunk_ids: list[str]) -> dict[str, list[tuple[int, bool]]]:
+        """The entities the bridges may follow from ``chunk_ids`` (one query for those not read)."""
+        if missing := [cid for cid in chunk_ids if cid not in self.mentions]:
+            found = self.graph.chunk_mentions(missing, labels=NAMED_LABELS | {CONCEPT})
+            self.mentions |= {cid: found.get(cid, []) for cid in missing}
+        return {cid: self.mentions[cid] for cid in chunk_ids}
 
     def weigh(self, entity_ids: list[int]) -> tuple[dict[int, int], dict[int, float]]:
         """The rows standing for ``entity_ids`` and each entity's IDF: BM25's, over the namespace's
@@ -422,7 +434,7 @@ class _Expansion:
         and the relations behind each."""
         graph, config = self.graph, self.config
         top = sorted(first.items(), key=lambda item: -item[1].score)[: config.bridge_hits]
-        mentions = graph.chunk_mentions([cid for cid, _ in top], labels=NAMED_LABELS | {CONCEPT})
+        mentions = self.read_mentions([cid for cid, _ in top])
         bridge: dict[int, float] = defaultdict(float)
         for rank, (cid, _) in enumerate(top, 1):
             for eid, _first_sentence in mentions.get(cid, []):

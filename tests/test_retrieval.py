@@ -262,3 +262,19 @@ def test_retrieval_hit_context_read_early_is_reused_and_the_same(chat: MemoryMan
     assert reused == fresh
     assert any(h.relations for h in fresh) and any(h.entities for h in fresh)
     assert len(statements) == 3  # rows, entities and relations of the three chunks not read early
+
+
+def test_retrieval_bridge_mentions_read_early_are_reused(chat: MemoryManager) -> None:
+    """The mentions of the best keyword hits are read while the query is embedded; the bridges
+    from them read only the chunks not read then, and find the same entities."""
+    from memory_graph.extraction import CONCEPT, NAMED_LABELS
+
+    graph = chat.graph
+    chunk_ids = [h.chunk_id for h in chat.search("Omar and Vantage Robotics in Pittsburgh", namespace="nina", k=4)]
+    expansion = _Expansion("nina", 20, graph=graph, config=DEFAULT_SEARCH, limit=20, since=None, until=None)
+    early = expansion.read_mentions(chunk_ids[:2])
+    later = expansion.read_mentions(chunk_ids)
+    fresh = graph.chunk_mentions(chunk_ids, labels=NAMED_LABELS | {CONCEPT})
+    assert later == {cid: fresh.get(cid, []) for cid in chunk_ids}
+    assert all(later[cid] is early[cid] for cid in chunk_ids[:2])  # not read again
+    assert any(later.values())
