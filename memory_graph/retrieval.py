@@ -1,7 +1,8 @@
 """Query time: vector, keyword, entity and graph signals, fused into ranked hits.
 
 1. Vector search in Chroma and keyword search (BM25 / full-text) in the relational store; the
-   query is embedded in a worker thread while it is searched by keyword, linked and expanded.
+   query is embedded in a worker thread while it is searched by keyword, linked and expanded,
+   and, until the embedding is ready, the context of the likeliest hits is read ahead.
 2. Entity linking of the query: tokenised by the same pipeline, its n-grams looked up among the
    namespace's entity names and aliases (longest match wins), capitalised names matched fuzzily on
    canonical names, dates resolved to DATE entities ("last May" → 2025-05) → the chunks that
