@@ -8,9 +8,20 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 
 from memory_graph import MemoryManager
-from memory_graph.retrieval import DEFAULT_SEARCH, SearchConfig, _Expansion, link_query_entities, signal_shares
+from memory_graph.extraction import CONCEPT, NAMED_LABELS
+from memory_graph.retrieval import (
+    DEFAULT_SEARCH,
+    SearchConfig,
+    _Candidate,
+    _Expansion,
+    _HitContext,
+    build_hits,
+    link_query_entities,
+    signal_shares,
+)
 from memory_graph.temporal import is_when_question, normalize_date
 
 DATA = Path(__file__).parent / "data" / "conversations.jsonl"
@@ -238,10 +249,6 @@ def test_retrieval_context_fits_budget(chat: MemoryManager) -> None:
 def test_retrieval_hit_context_read_early_is_reused_and_the_same(chat: MemoryManager) -> None:
     """The context of likely hits is read while the query is still being embedded; the hits built
     from it are those a fresh read gives, and nothing read early is read again."""
-    from sqlalchemy import event
-
-    from memory_graph.retrieval import _Candidate, _HitContext, build_hits
-
     graph = chat.graph
     chunk_ids = [h.chunk_id for h in chat.search("Omar and Vantage Robotics in Pittsburgh", namespace="nina", k=6)]
     best = [(cid, _Candidate(score=1.0 / rank)) for rank, cid in enumerate(chunk_ids, 1)]
@@ -267,8 +274,6 @@ def test_retrieval_hit_context_read_early_is_reused_and_the_same(chat: MemoryMan
 def test_retrieval_bridge_mentions_read_early_are_reused(chat: MemoryManager) -> None:
     """The mentions of the best keyword hits are read while the query is embedded; the bridges
     from them read only the chunks not read then, and find the same entities."""
-    from memory_graph.extraction import CONCEPT, NAMED_LABELS
-
     graph = chat.graph
     chunk_ids = [h.chunk_id for h in chat.search("Omar and Vantage Robotics in Pittsburgh", namespace="nina", k=4)]
     expansion = _Expansion("nina", 20, graph=graph, config=DEFAULT_SEARCH, limit=20, since=None, until=None)
