@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer
+from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer, load_single_text_encoder
 from memory_graph.errors import ConfigError, VectorStoreError
 from memory_graph.records import speaker_of
 
@@ -35,7 +35,8 @@ Embedder = Callable[[Sequence[str]], np.ndarray]
 
 
 class SentenceTransformerEmbedder:
-    """Normalised sentence-transformer embeddings, loaded on first use."""
+    """Normalised sentence-transformer embeddings, loaded on first use. One text (a query) goes
+    through the traced model where there is one (:func:`load_single_text_encoder`)."""
 
     def __init__(self, model_name: str = DEFAULT_EMBEDDING_MODEL, *, batch_size: int = 64) -> None:
         self.model_name = model_name
@@ -44,6 +45,9 @@ class SentenceTransformerEmbedder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         model = load_sentence_transformer(self.model_name)
+        if len(texts) == 1 and (encode_one := load_single_text_encoder(self.model_name)) is not None:
+            with self._lock:
+                return np.asarray(encode_one(texts[0]), dtype=np.float32)[None, :]
         with self._lock:
             return np.asarray(
                 model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True),

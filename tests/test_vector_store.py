@@ -8,10 +8,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from memory_graph import ConfigError, VectorStore
-from memory_graph.vector_store import chunk_metadata, make_chroma_client
+from memory_graph.embeddings import load_single_text_encoder, resolve_embedding_model
+from memory_graph.vector_store import SentenceTransformerEmbedder, chunk_metadata, make_chroma_client
 
 
 def store(path: Path, embedder) -> VectorStore:
@@ -94,3 +96,29 @@ def test_vector_store_unwritable_directory(tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         make_chroma_client(path=blocker / "chroma")
     assert "\n" not in str(info.value) and "chroma" in str(info.value)
+
+
+def test_embedder_traces_one_text_with_the_numbers_of_the_batch_path(embedder) -> None:
+    assert load_single_text_encoder() is not None  # the bundled MiniLM is traced
+    partner = "a second text, so the batch is padded and goes through encode()"
+    texts = ["", "memory", "Où est la gare? Bob Smith asked on 3 May 2025.", "Long text, truncated. " * 200]
+    for text in texts:
+        one, batched = embedder([text]), embedder([text, partner])
+        assert one.shape == (1, 384) and one.dtype == np.float32
+        assert np.allclose(one[0], batched[0], atol=1e-5), text[:40]
+        assert abs(float(np.linalg.norm(one[0])) - 1.0) < 1e-5
+
+
+def test_embedder_leaves_pipelines_it_cannot_trace_to_encode(tmp_path: Path, embedder) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Pooling, Transformer
+
+    cls_pooled = tmp_path / "cls-pooled"
+    SentenceTransformer(modules=[Transformer(resolve_embedding_model()), Pooling(384, pooling_mode="cls")]).save(
+        str(cls_pooled)
+    )
+    assert load_single_text_encoder(str(cls_pooled)) is None
+    other = SentenceTransformerEmbedder(str(cls_pooled))
+    one, batched = other(["Bob Smith"]), other(["Bob Smith", "someone else entirely"])
+    assert np.allclose(one[0], batched[0], atol=1e-5)
+    assert not np.allclose(one[0], embedder(["Bob Smith"])[0], atol=1e-3)  # CLS, not mean, pooling
