@@ -45,10 +45,9 @@ class SentenceTransformerEmbedder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         model = load_sentence_transformer(self.model_name)
-        if len(texts) == 1 and (encode_one := load_single_text_encoder(self.model_name)) is not None:
-            with self._lock:
-                return np.asarray(encode_one(texts[0]), dtype=np.float32)[None, :]
         with self._lock:
+            if len(texts) == 1 and (encode_one := load_single_text_encoder(self.model_name)) is not None:
+                return np.asarray(encode_one(texts[0]), dtype=np.float32)[None, :]
             return np.asarray(
                 model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True),
                 dtype=np.float32,
