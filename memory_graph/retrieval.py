@@ -1,8 +1,9 @@
 """Query time: vector, keyword, entity and graph signals, fused into ranked hits.
 
 1. Vector search in Chroma and keyword search (BM25 / full-text) in the relational store; the
-   query is embedded in a worker thread while it is searched by keyword, linked and expanded,
-   and, until the embedding is ready, the context of the likeliest hits is read ahead.
+   query is embedded and searched in Chroma by a worker thread while it is searched by keyword,
+   linked and expanded, and, until the vector hits are ready, the context of the likeliest hits
+   is read ahead.
 2. Entity linking of the query: tokenised by the same pipeline, its n-grams looked up among the
    namespace's entity names and aliases (longest match wins), capitalised names matched fuzzily on
    canonical names, dates resolved to DATE entities ("last May" → 2025-05) → the chunks that
@@ -25,7 +26,7 @@ import math
 import sys
 import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -259,14 +260,22 @@ def _rank(
     config: SearchConfig,
 ) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]], _HitContext]:
     n = max(k * config.oversample, config.min_candidates)
-    # The query is embedded in a worker thread while it is searched by keyword, linked and expanded here.
-    pending_embedding = _POOL.submit(_embed, vectors, query)
+    # The query is embedded and searched in Chroma by a worker thread while it is searched by
+    # keyword, linked and expanded here. The worker learns from ``scope`` whether the namespace
+    # is alone in the database (its vectors can then be searched unfiltered, see _vector_search).
+    scope: Future[bool] = Future()
+    pending_vector = _POOL.submit(_vector_search, vectors, query, namespace, n, scope, since=since, until=until)
+    try:
+        chunks, alone = graph.namespace_chunks(namespace)
+    except BaseException:
+        scope.cancel()  # the worker stops waiting for it
+        raise
+    scope.set_result(alone)
     ranked: dict[str, list[str]] = {
         "keyword": [
             cid for cid, _ in graph.keyword_search(query, namespace=namespace, limit=n, since=since, until=until)
         ]
     }
-    chunks, alone = graph.namespace_chunks(namespace)
     linked = link_query_entities(query, namespace=namespace, graph=graph, extractor=extractor, fuzzy=config.fuzzy)
     expansion = _Expansion(namespace, chunks, graph=graph, config=config, limit=n, since=since, until=until)
     if linked:
@@ -278,17 +287,17 @@ def _rank(
             )
         ]
     context = _HitContext(graph)
-    # While the query is still being embedded, what the best keyword hits would bridge to and the
+    # While the vector search is under way, what the best keyword hits would bridge to and the
     # likeliest hits' context are read, a few at a time.
-    if not pending_embedding.done():
+    if not pending_vector.done():
         expansion.read_mentions(ranked["keyword"][:BRIDGE_GUESSES])
     guesses = [cid for cid, _ in sorted(_fuse(ranked, config).items(), key=lambda item: -item[1].score)[:k]]
     for start in range(0, len(guesses), PREFETCH_BATCH):
-        if pending_embedding.done():
+        if pending_vector.done():
             break
         context.read(guesses[start : start + PREFETCH_BATCH])
     ranked["vector"] = _nearest(
-        pending_embedding.result(), namespace, n, graph=graph, vectors=vectors, alone=alone, since=since, until=until
+        pending_vector.result(), namespace, n, graph=graph, vectors=vectors, since=since, until=until
     )
 
     # The bridges start from what the text signals agree on (vector + keyword).
@@ -309,36 +318,47 @@ def _rank(
     return best, linked, context
 
 
-def _embed(vectors: VectorStore, query: str) -> Any:
-    """The query's embedding. Runs in a search thread, where torch gets one core fewer than its
-    default (the setting is per thread): the linking beside it needs one."""
+def _vector_search(
+    vectors: VectorStore,
+    query: str,
+    namespace: str,
+    n: int,
+    scope: Future[bool],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[Any, list[str], bool]:
+    """In a search thread: the query's embedding, the ``n`` chunks nearest it, and whether they
+    were searched unfiltered. Chroma filters on metadata before it searches, at a cost that grows
+    with the records kept (16 ms for 5,800 against 1 ms unfiltered, chromadb 1.5), so a namespace
+    alone in the database (``scope``, told by the search) is searched unfiltered. Torch gets one
+    core fewer here than its default (the setting is per thread): the linking beside it needs one."""
     if not getattr(_THREAD, "torch_threads_set", False) and (torch := sys.modules.get("torch")) is not None:
         torch.set_num_threads(max(1, torch.get_num_threads() - 1))
         _THREAD.torch_threads_set = True
-    return vectors.embed([query])[0]
+    embedding = vectors.embed([query])[0]
+    unfiltered = scope.result() and since is None and until is None
+    found = vectors.query(embedding, namespace=None if unfiltered else namespace, k=n, since=since, until=until)
+    return embedding, [cid for cid, _ in found], unfiltered
 
 
 def _nearest(
-    embedding: Any,
+    searched: tuple[Any, list[str], bool],
     namespace: str,
     n: int,
     *,
     graph: GraphStore,
     vectors: VectorStore,
-    alone: bool,
     since: datetime | None,
     until: datetime | None,
 ) -> list[str]:
-    """The ``n`` chunks of ``namespace`` nearest the query's embedding. Chroma filters on metadata
-    before it searches, at a cost that grows with the records kept (16 ms for 5,800 against 1 ms
-    unfiltered, chromadb 1.5). A namespace ``alone`` in the database is searched unfiltered
-    first, and that result kept when every hit is a chunk of the namespace (a collection can
-    also hold vectors that another database wrote)."""
-    if alone and since is None and until is None:
-        ids = [cid for cid, _ in vectors.query(embedding, namespace=None, k=n)]
-        if graph.count_in_namespace(namespace, ids) == len(ids):
-            return ids
-    return [cid for cid, _ in vectors.query(embedding, namespace=namespace, k=n, since=since, until=until)]
+    """The ``n`` chunks of ``namespace`` nearest the query: what :func:`_vector_search` found,
+    unless it searched unfiltered and found a chunk of no namespace's or another's (a collection
+    can also hold vectors that another database wrote); then Chroma is asked again, filtered."""
+    embedding, ids, unfiltered = searched
+    if unfiltered and graph.count_in_namespace(namespace, ids) != len(ids):
+        ids = [cid for cid, _ in vectors.query(embedding, namespace=namespace, k=n, since=since, until=until)]
+    return ids
 
 
 def signal_shares(ranks: dict[str, int], config: SearchConfig) -> dict[str, float]:
