@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     and_,
@@ -154,19 +154,35 @@ _MATCH_KEYS = (
     .join(Entity, Entity.id == _MATCHED.c.cid)
     .order_by(Entity.mention_count.desc(), Entity.id)
 )
-# The rows a set of entities stands for at query time, with their stored mention counts, in one
-# statement: the rows of the same name as a given one (kind 0), then the rows merged into those (kind 1).
+# The rows each of a set of entities stands for at query time, with their stored mention counts,
+# in one statement: the rows of the same name as the given one (kind 0), and the rows merged into
+# those (kind 1).
 _SAME_NAME = (
-    select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key, Entity.mention_count, literal(0).label("kind"))
+    select(
+        _GIVEN.c.id.label("given"),
+        Entity.id,
+        Entity.merged_into,
+        Entity.namespace,
+        Entity.key,
+        Entity.mention_count,
+        literal(0).label("kind"),
+    )
     .join(_GIVEN, and_(_GIVEN.c.namespace == Entity.namespace, _GIVEN.c.key == Entity.key))
     .where(_GIVEN.c.id.in_(_IDS))
 )
+_SAME_NAME_ROWS = _SAME_NAME.subquery()
 _MEMBERS = union_all(
     _SAME_NAME,
-    select(Entity.id, Entity.merged_into, Entity.namespace, Entity.key, Entity.mention_count, literal(1)).where(
-        Entity.merged_into.in_(select(_SAME_NAME.subquery().c.id))
-    ),
-).order_by("kind")
+    select(
+        _SAME_NAME_ROWS.c.given,
+        Entity.id,
+        Entity.merged_into,
+        Entity.namespace,
+        Entity.key,
+        Entity.mention_count,
+        literal(1),
+    ).join(_SAME_NAME_ROWS, Entity.merged_into == _SAME_NAME_ROWS.c.id),
+)
 _NAMES_FROM = (
     select(Entity)
     .where(
@@ -249,6 +265,7 @@ _CHUNK_MENTIONS = (
     .join(Chunk, Chunk.id == Mention.chunk_id)
     .where(Mention.chunk_id.in_(_IDS), Mention.text != "", Entity.label.in_(bindparam("labels", expanding=True)))
     .group_by(Mention.chunk_id, _MENTIONED)
+    .order_by(Mention.chunk_id, _MENTIONED)  # the same order however the chunks are batched
 )
 
 
@@ -1021,34 +1038,30 @@ class GraphStore:
         for several of them."""
         if not entity_ids:
             return {}, {}
+        return group_members(entity_ids, self.entity_member_rows(entity_ids))
+
+    def entity_member_rows(self, entity_ids: Sequence[int]) -> dict[int, MemberRows]:
+        """What :meth:`entity_members` is computed from, by given entity: read once, it serves
+        any set of these entities (:func:`group_members`). One statement per 400 ids."""
+        if not entity_ids:
+            return {}
         with self._read("resolving entities") as conn:
-            return self._members_counted(conn, entity_ids)
+            return self._member_rows(conn, entity_ids)
 
     def _members(self, conn: Connection, entity_ids: Sequence[int]) -> dict[int, int]:
         """``entity id -> given id`` for the given (canonical) entities, the entities merged into
         them, and their same-name siblings under another label (the NER calling one company ORG
         in one memory and LOC in the next): the rows a name stands for at query time."""
-        return self._members_counted(conn, entity_ids)[0]
+        return group_members(entity_ids, self._member_rows(conn, entity_ids))[0]
 
-    def _members_counted(self, conn: Connection, entity_ids: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
-        """:meth:`_members`, and each given entity's mentions summed over its rows (one statement per 400 ids)."""
+    def _member_rows(self, conn: Connection, entity_ids: Sequence[int]) -> dict[int, MemberRows]:
         ids = list(dict.fromkeys(entity_ids))
-        members = {i: i for i in ids}
-        own_count: dict[int, int] = {}
+        out = {i: MemberRows([], []) for i in ids}
         for batch in _batches(ids):
-            rows = conn.execute(_MEMBERS, {"ids": batch}).all()  # the same-name rows first
-            by_name: dict[tuple[str, str], int] = {}
-            for r in rows:
-                if r.kind == 0 and r.id in members:
-                    by_name.setdefault((r.namespace, r.key), r.id)
-            for r in rows:
-                own_count[r.id] = int(r.mention_count)
-                members.setdefault(r.id, by_name[(r.namespace, r.key)] if r.kind == 0 else members[r.merged_into])
-        counts: dict[int, int] = defaultdict(int)
-        for member, given in members.items():
-            if member in own_count:
-                counts[given] += own_count[member]
-        return members, dict(counts)
+            for r in conn.execute(_MEMBERS, {"ids": batch}):
+                row = MemberRow(r.id, r.merged_into, r.namespace, r.key, int(r.mention_count))
+                (out[r.given].same_name if r.kind == 0 else out[r.given].merged).append(row)
+        return out
 
     def entity_details(self, entity_id: int, *, max_relations: int = 50, max_mentions: int = 50) -> dict[str, Any]:
         """Aliases, relations (with evidence), mentions and mention totals of one entity and the
@@ -1710,6 +1723,47 @@ def _same_name(a: str, b: str) -> bool:
     short, long = sorted((a.split(), b.split()), key=len)
     words = iter(long)
     return bool(short) and all(any(w.startswith(s) for w in words) for s in short)
+
+
+class MemberRow(NamedTuple):
+    id: int
+    merged_into: int | None
+    namespace: str
+    key: str
+    mention_count: int
+
+
+class MemberRows(NamedTuple):
+    """The rows one (canonical) entity stands for: those of its name, and those merged into them."""
+
+    same_name: list[MemberRow]
+    merged: list[MemberRow]
+
+
+def group_members(entity_ids: Sequence[int], rows: Mapping[int, MemberRows]) -> tuple[dict[int, int], dict[int, int]]:
+    """:meth:`GraphStore.entity_members` of ``entity_ids`` from their rows (a mapping that holds
+    at least theirs). A row of the same name as two of them goes to the first."""
+    ids = list(dict.fromkeys(entity_ids))
+    members = {i: i for i in ids}
+    by_name: dict[tuple[str, str], int] = {}
+    for i in ids:
+        for r in rows[i].same_name:
+            if r.id == i:
+                by_name.setdefault((r.namespace, r.key), i)
+    own_count: dict[int, int] = {}
+    for i in ids:
+        for r in rows[i].same_name:
+            own_count[r.id] = r.mention_count
+            members.setdefault(r.id, by_name[(r.namespace, r.key)])
+    for i in ids:
+        for r in rows[i].merged:
+            own_count[r.id] = r.mention_count
+            members.setdefault(r.id, members[r.merged_into])  # type: ignore[index]
+    counts: dict[int, int] = defaultdict(int)
+    for member, given in members.items():
+        if member in own_count:
+            counts[given] += own_count[member]
+    return members, dict(counts)
 
 
 def _restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int, int]:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from memory_graph.extraction import CONCEPT, NAMED_LABELS, Extractor, normalize_key
-from memory_graph.graph_store import ChunkRow, GraphStore
+from memory_graph.graph_store import ChunkRow, GraphStore, MemberRows, group_members
 from memory_graph.records import EntityRef, MemoryHit, RelationRef, _Serialisable, speaker_of
 from memory_graph.temporal import is_when_question, normalize_date
 from memory_graph.vector_store import VectorStore
@@ -290,7 +290,9 @@ def _rank(
     # While the vector search is under way, what the best keyword hits would bridge to and the
     # likeliest hits' context are read, a few at a time.
     if not pending_vector.done():
-        expansion.read_mentions(ranked["keyword"][:BRIDGE_GUESSES])
+        guessed = expansion.read_mentions(ranked["keyword"][:BRIDGE_GUESSES])
+        if not pending_vector.done():
+            expansion.read_member_rows([e for found in guessed.values() for e, _ in found if e not in expansion.idf])
     guesses = [cid for cid, _ in sorted(_fuse(ranked, config).items(), key=lambda item: -item[1].score)[:k]]
     for start in range(0, len(guesses), PREFETCH_BATCH):
         if pending_vector.done():
@@ -416,6 +418,7 @@ class _Expansion:
         self.reached: dict[int, float] = defaultdict(float)
         self.chunks = max(1, chunks)  # of the namespace, for IDF
         self.mentions: dict[str, list[tuple[int, bool]]] = {}  # the named and concept entities of chunks read
+        self.member_rows: dict[int, MemberRows] = {}  # the rows of each entity weighed or read ahead
 
     def read_mentions(self, chunk_ids: list[str]) -> dict[str, list[tuple[int, bool]]]:
         """The entities the bridges may follow from ``chunk_ids`` (one query for those not read)."""
@@ -424,11 +427,17 @@ class _Expansion:
             self.mentions |= {cid: found.get(cid, []) for cid in missing}
         return {cid: self.mentions[cid] for cid in chunk_ids}
 
+    def read_member_rows(self, entity_ids: list[int]) -> None:
+        """The rows ``entity_ids`` stand for, which :meth:`weigh` needs (one query for those not read)."""
+        if missing := [e for e in dict.fromkeys(entity_ids) if e not in self.member_rows]:
+            self.member_rows |= self.graph.entity_member_rows(missing)
+
     def weigh(self, entity_ids: list[int]) -> tuple[dict[int, int], dict[int, float]]:
         """The rows standing for ``entity_ids`` and each entity's IDF: BM25's, over the namespace's
         chunks, with the entity's stored mention count (at most the chunk count) for its frequency.
         An entity in most chunks, the speaker of a chat, weighs almost nothing."""
-        members, counts = self.graph.entity_members(entity_ids)
+        self.read_member_rows(entity_ids)
+        members, counts = group_members(entity_ids, self.member_rows)
         total = self.chunks
         return members, {
             e: math.log(1 + (total - (n := min(counts.get(e, 1), total)) + 0.5) / (n + 0.5)) for e in entity_ids

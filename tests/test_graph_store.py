@@ -9,7 +9,7 @@ import pytest
 
 from memory_graph import ConfigError, GraphStore, GraphStoreError
 from memory_graph.extraction import ExtractedEntity, ExtractedRelation, Extraction
-from memory_graph.graph_store import ChunkWrite, DocumentWrite, create_store_engine, keyword_terms
+from memory_graph.graph_store import ChunkWrite, DocumentWrite, create_store_engine, group_members, keyword_terms
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -183,6 +183,33 @@ def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:
     assert relations["d2-c0"][0].evidence == "Alice works at Acme too."
     assert relations["d1-c0"][0].id == relations["d2-c0"][0].id
     assert "missing" not in entities
+
+
+def test_graph_store_entity_members_from_rows_read_for_more_entities(graph: GraphStore) -> None:
+    """The rows read once for several entities (ahead, during a search) give each subset of them
+    what entity_members gives it read directly: same-name rows under another label and merged
+    rows go to the entity they stand for, and their mentions are summed into its count."""
+    text = "Acme and Acme met Alice and Al and Bob."
+    names = [
+        ("Acme", "ORG", 0),
+        ("Acme", "LOC", 9),
+        ("Alice", "PERSON", 18),
+        ("Al", "PERSON", 28),
+        ("Bob", "PERSON", 35),
+    ]
+    write = dataclasses.replace(doc("d1", text), chunks=[])
+    chunk = ChunkWrite("d1-c0", 0, 0, len(text), text, "h", Extraction([entity(*n) for n in names], []))
+    graph.write_documents([dataclasses.replace(write, chunks=[chunk])])
+    graph.write_documents([doc("d2", "Alice works at Acme.")])  # a second mention of Alice and of Acme (ORG)
+    ids = {(e["name"], e["label"]): e["id"] for e in graph.find_entities("n", ["acme", "alice", "al", "bob"])}
+    graph.merge_entities(ids["Al", "PERSON"], ids["Alice", "PERSON"], reason="test")
+    acme, alice, bob = ids["Acme", "ORG"], ids["Alice", "PERSON"], ids["Bob", "PERSON"]
+    members, counts = graph.entity_members([acme, alice])
+    assert members == {acme: acme, ids["Acme", "LOC"]: acme, alice: alice, ids["Al", "PERSON"]: alice}
+    assert counts == {acme: 3, alice: 3}
+    rows = graph.entity_member_rows([bob, alice, acme])
+    for subset in ([acme, alice], [alice], [bob, acme]):
+        assert group_members(subset, rows) == graph.entity_members(subset)
 
 
 def test_graph_store_repair_recomputes_counts(graph: GraphStore) -> None:
