@@ -71,6 +71,7 @@ class SearchConfig:
     turn_span: int = 2  # turns followed from each
     turn_gap: timedelta = timedelta(minutes=30)  # a later turn further away is another conversation
     turn_weight: float = 0.5  # share of the hit's rank a following turn gains
+    reply_weight: float = 1.0  # share the reply gains when the hit ends with a question: all of it
 
 
 DEFAULT_SEARCH = SearchConfig()
@@ -515,9 +516,11 @@ def _follow_turns(
     """In a conversation the answer often follows the turn that holds the question's words
     ("Which piece are you showing?" -> "A set of four stacking bowls…"). The next ``turn_span``
     turns after each of the ``turn_seeds`` best hits that is a turn (its memory names a speaker)
-    gain ``turn_weight`` shares of that hit's rank, one rank less for each step; a turn reached
-    from several hits keeps the largest. Found this way counts as a graph reason: the turn order is
-    the conversation's structure. The seeds' rows are read into ``context``."""
+    gain ``turn_weight`` shares of that hit's rank, one rank less for each step; the next turn
+    after a hit that ends with a question, its reply, gains ``reply_weight`` shares: a question
+    and its answer are one exchange, found by the question's words. A turn reached from several
+    hits keeps the largest. Found this way counts as a graph reason: the turn order is the
+    conversation's structure. The seeds' rows are read into ``context``."""
     seeds = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[: config.turn_seeds]
     rows = context.read_rows([cid for cid, _ in seeds])
     turns = [(rank, rows[cid]) for rank, (cid, _) in enumerate(seeds, 1) if cid in rows]
@@ -528,9 +531,11 @@ def _follow_turns(
         namespace, [row for _, row in turns], span=config.turn_span, gap=config.turn_gap, since=since, until=until
     )
     gains: dict[str, tuple[float, int]] = {}
-    for (rank, _), after in zip(turns, following, strict=True):
+    for (rank, row), after in zip(turns, following, strict=True):
+        asks = row.text.rstrip().endswith("?")
         for step, cid in enumerate(after):
-            share = config.turn_weight / (config.rrf_k + rank + step)
+            weight = config.reply_weight if asks and step == 0 else config.turn_weight
+            share = weight / (config.rrf_k + rank + step)
             if share > gains.get(cid, (0.0, 0))[0]:
                 gains[cid] = (share, rank + step)
     for cid, (share, rank) in gains.items():

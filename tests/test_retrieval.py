@@ -209,6 +209,12 @@ def test_retrieval_the_turn_after_a_question_answers_it(manager: MemoryManager, 
     with_credit = list(explained)
     assert with_credit.index("t2") < without.index("t2")
     assert "graph" in explained["t2"].hit.reasons and explained["t2"].ranks["turn"] <= 3
+    # Its question ends with "?": the answer is its reply and gains the whole of the question's
+    # share, not half, which lifts it past a chunk it trailed.
+    manager.search_config = replace(DEFAULT_SEARCH, reply_weight=DEFAULT_SEARCH.turn_weight)
+    halved = {e.hit.external_id: e.hit.score for e in manager.explain(question, namespace="friends", k=8)}
+    assert explained["t2"].hit.score > halved["t2"]
+    assert with_credit.index("t2") < list(halved).index("t2")
 
 
 @pytest.mark.parametrize(
