@@ -147,6 +147,7 @@ def main() -> None:
     with MemoryManager(
         settings, vectors=VectorStore(make_chroma_client(path=settings.chroma_dir), embedder=embedder)
     ) as mm:
+        mm.warm_up()  # as a server does at start-up
         start = time.perf_counter()
         mm.add_many([{"text": text_of(d), "external_id": d["id"]} for d in corpus], namespace="hotpot", batch_size=128)
         print(

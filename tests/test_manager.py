@@ -253,3 +253,26 @@ def test_manager_is_safe_to_share_between_threads(manager: MemoryManager) -> Non
     stats = manager.stats("threads")
     assert (stats.documents, stats.chunks, stats.vectors) == (12, 12, 12)
     assert manager.verify().ok
+
+
+def test_manager_warm_up_freezes_what_is_loaded_and_still_collects_new_garbage(manager: MemoryManager) -> None:
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    try:
+        manager.warm_up()
+        frozen = gc.get_freeze_count()
+        assert frozen > 100_000  # the loaded libraries' objects, out of the full passes
+        cycle = Node()
+        cycle.self = cycle  # garbage only the cyclic collector can free
+        alive = weakref.ref(cycle)
+        del cycle
+        gc.collect()
+        assert alive() is None
+        manager.add(CHAT[0]["text"], namespace="warm", external_id="msg-1", metadata=CHAT[0]["metadata"])
+        assert [hit.external_id for hit in manager.search("Where does Alice work?", namespace="warm")] == ["msg-1"]
+    finally:
+        gc.unfreeze()
