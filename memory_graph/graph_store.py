@@ -81,13 +81,6 @@ _CHUNKS = (
     .where(Chunk.id.in_(_IDS))
 )
 # Chunks that mention a DATE: each chunk's mentions are read only up to its first date.
-_DATED = select(Chunk.id).where(
-    Chunk.id.in_(_IDS),
-    select(Mention.id)
-    .join(Entity, Entity.id == Mention.entity_id)
-    .where(Mention.chunk_id == Chunk.id, Entity.label == "DATE")
-    .exists(),
-)
 _NAMESPACES_OF = select(Chunk.namespace).where(Chunk.id.in_(_IDS))
 # A namespace's chunk count, and whether another namespace holds chunks (two index probes, not a count).
 _NAMESPACE_CHUNKS = select(
@@ -255,6 +248,18 @@ def _evidence_query(since: bool, until: bool) -> Any:
 # ``(chunk_id, canonical entity id, in first sentence)`` for the chunks ``:ids``, of the entities
 # with a label among ``:labels``.
 _MENTIONED = func.coalesce(Entity.merged_into, Entity.id)
+_NAMING = select(Chunk.id).where(
+    Chunk.id.in_(_IDS),
+    select(Mention.id)
+    .join(Entity, Entity.id == Mention.entity_id)
+    .where(
+        Mention.chunk_id == Chunk.id,
+        Mention.text != "",  # not a pronoun standing for the speaker
+        Entity.label.in_(bindparam("labels", expanding=True)),
+        _MENTIONED.not_in(bindparam("besides", expanding=True)),
+    )
+    .exists(),
+)
 _CHUNK_MENTIONS = (
     select(
         Mention.chunk_id,
@@ -1253,14 +1258,22 @@ class GraphStore:
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
 
-    def dated_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
-        """Those of ``chunk_ids`` that mention a DATE."""
-        with self._read("reading chunk dates") as conn:
+    def chunks_naming(
+        self, chunk_ids: Sequence[str], labels: Iterable[str], *, besides: Iterable[int] = ()
+    ) -> set[str]:
+        """Those of ``chunk_ids`` that name an entity with one of ``labels``, other than the
+        entities ``besides`` (canonical ids)."""
+        params = {"labels": sorted(labels), "besides": sorted(besides)}
+        with self._read("reading chunk mentions") as conn:
             return {
                 cid
                 for batch in _batches(list(dict.fromkeys(chunk_ids)))
-                for (cid,) in conn.execute(_DATED, {"ids": batch})
+                for (cid,) in conn.execute(_NAMING, {"ids": batch} | params)
             }
+
+    def dated_chunks(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Those of ``chunk_ids`` that mention a DATE."""
+        return self.chunks_naming(chunk_ids, ["DATE"])
 
     def count_in_namespace(self, namespace: str, chunk_ids: Sequence[str]) -> int:
         """How many of ``chunk_ids`` are chunks of ``namespace``. Their namespaces are read by

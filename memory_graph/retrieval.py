@@ -13,8 +13,10 @@
    through the entities they mention to the chunks about those entities (two-hop questions:
    "the director of film X was born where?" → X's chunk names the director → the director's chunk).
 4. Weighted reciprocal rank fusion, where the entity and graph signals, both drawn from the
-   entities a chunk mentions, count as one kind of evidence (the stronger of the two); questions
-   asking "when" favour chunks that carry dates. Each hit records which signals found it.
+   entities a chunk mentions, count as one kind of evidence (the stronger of the two).
+   Questions that ask for a kind of thing favour chunks that name one: "when" a date, "who" a
+   person other than those the question names, "where" or "which city" a place. Each hit
+   records which signals found it.
 5. Conversations: the turns that follow the best hits gain a share of their rank (an answer
    follows its question, and the question holds the words a search finds). Turns given one
    time (a session imported at once) follow in the order they were written.
@@ -23,9 +25,11 @@
 from __future__ import annotations
 
 import math
+import re
 import sys
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +48,25 @@ SIGNALS = ("vector", "keyword", "entity", "graph")
 MAX_NAME_WORDS = 4  # the longest query n-gram looked up as an entity name
 PREFETCH_BATCH = 5  # hits whose context is read at a time while the query is embedded
 BRIDGE_GUESSES = 5  # best keyword hits whose mentions are read then (85% of the bridges' seeds on HotpotQA)
+# What a question asks for, by its wh-word or the noun after "which"/"what": the labels of the
+# entities an answer names. The first pattern that matches wins ("when" questions are temporal's).
+ANSWER_TYPES: tuple[tuple[re.Pattern[str], frozenset[str]], ...] = (
+    (re.compile(r"\b(who|whom|whose)\b", re.I), frozenset({"PERSON"})),
+    (
+        re.compile(r"\b(which|what) (city|town|village|country|state|county|region|island|place)\b", re.I),
+        frozenset({"LOC"}),
+    ),
+    (re.compile(r"\bwhere\b", re.I), frozenset({"LOC", "ORG"})),  # a place, or a place named for who runs it
+    (
+        re.compile(
+            r"\b(which|what) (company|organi[sz]ation|firm|business|band|team|club|school|university|agency"
+            r"|newspaper|magazine|airline|label)\b",
+            re.I,
+        ),
+        frozenset({"ORG"}),
+    ),
+    (re.compile(r"\bhow much\b", re.I), frozenset({"MONEY", "PERCENT"})),
+)
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="memory-graph-search")
 _THREAD = threading.local()
 
@@ -66,6 +89,7 @@ class SearchConfig:
     bridge_entities: int = 12  # entities followed to the chunks about them
     fuzzy: bool = True
     when_boost: float = 1.0  # for "when" questions: chunks with dates gain this many rank-1 shares
+    type_boost: float = 0.5  # for "who", "where", "which city"…: chunks naming such an entity gain this many
     # Conversations: the turns that follow the best hits (an answer follows its question).
     turn_seeds: int = 5  # best hits whose following turns gain
     turn_span: int = 2  # turns followed from each
@@ -312,7 +336,11 @@ def _rank(
         if cid in fused:
             fused[cid].relation_ids = relation_ids
     if config.when_boost and is_when_question(query):
-        _favour_dates(fused, graph, config, k)
+        _favour(fused, k, config.when_boost / (config.rrf_k + 1), graph.dated_chunks)
+    elif config.type_boost and (labels := answer_labels(query)):
+        named = {e["id"] for e in linked} | set(expansion.members)  # the question's own entities
+        bonus = config.type_boost / (config.rrf_k + 1)
+        _favour(fused, k, bonus, lambda chunk_ids: graph.chunks_naming(chunk_ids, labels, besides=named))
     # Following turns extends what was found about the query's subject. A query naming nothing
     # but a date has none: its best hits are the vector signal's guesses, not worth following.
     if config.turn_weight and any(e["label"] != "DATE" for e in linked):
@@ -493,13 +521,19 @@ class _Expansion:
         return [cid for cid, _ in ordered], {cid: relations[cid] for cid, _ in ordered if relations.get(cid)}
 
 
-def _favour_dates(fused: dict[str, _Candidate], graph: GraphStore, config: SearchConfig, k: int) -> None:
-    """A "when" question: chunks that carry a DATE gain ``when_boost`` rank-1 shares. Only the
-    chunks within one bonus of the k-th best score are looked at: no other can reach the top k."""
-    bonus = config.when_boost / (config.rrf_k + 1)
+def answer_labels(query: str) -> frozenset[str]:
+    """The entity labels an answer to ``query`` names (:data:`ANSWER_TYPES`); empty if it asks
+    for no kind of entity. "When" questions are :func:`~memory_graph.temporal.is_when_question`'s."""
+    return next((labels for pattern, labels in ANSWER_TYPES if pattern.search(query)), frozenset())
+
+
+def _favour(fused: dict[str, _Candidate], k: int, bonus: float, carriers: Callable[[list[str]], Iterable[str]]) -> None:
+    """The chunks that carry what the question asks for (``carriers`` of the ids given) gain
+    ``bonus``. Only the chunks within one bonus of the k-th best score are looked at: no other
+    can reach the top k."""
     scores = sorted((c.score for c in fused.values()), reverse=True)
     floor = scores[k - 1] - bonus if len(scores) > k else -math.inf
-    for cid in graph.dated_chunks([cid for cid, c in fused.items() if c.score >= floor]):
+    for cid in carriers([cid for cid, c in fused.items() if c.score >= floor]):
         fused[cid].score += bonus
 
 

@@ -114,6 +114,17 @@ def test_graph_store_dated_chunks(graph: GraphStore) -> None:
     assert graph.dated_chunks([]) == set()
 
 
+def test_graph_store_chunks_naming_other_entities_of_a_label(graph: GraphStore) -> None:
+    """Chunks naming a PERSON other than those given: d2 names Bob besides Alice; d1 only Alice."""
+    bob = doc("d2", "Alice works at Acme with Bob.")
+    bob.chunks[0].extraction.entities.append(entity("Bob", "PERSON", bob.text.find("Bob")))
+    graph.write_documents([doc("d1", "Alice works at Acme."), bob])
+    alice = graph.find_entities("n", ["alice"])[0]["id"]
+    assert graph.chunks_naming(["d1-c0", "d2-c0"], ["PERSON"]) == {"d1-c0", "d2-c0"}
+    assert graph.chunks_naming(["d1-c0", "d2-c0"], ["PERSON"], besides=[alice]) == {"d2-c0"}
+    assert graph.chunks_naming(["d1-c0", "d2-c0"], ["LOC", "DATE"]) == set()
+
+
 def test_graph_store_find_dates(graph: GraphStore) -> None:
     """A month finds itself and its days, a day itself and its month, a year only itself; dates
     of the namespace only."""

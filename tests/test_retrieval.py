@@ -18,6 +18,7 @@ from memory_graph.retrieval import (
     _Candidate,
     _Expansion,
     _HitContext,
+    answer_labels,
     build_hits,
     link_query_entities,
     signal_shares,
@@ -80,6 +81,29 @@ def test_retrieval_when_questions_favour_dated_chunks(chat: MemoryManager) -> No
     hits = chat.search("When did Nina adopt Pixel?", namespace="nina", k=3)
     assert hits[0].external_id == "s3-1"
     assert any(e.label == "DATE" and e.name == "2025-03-13" for e in hits[0].entities)
+
+
+def test_retrieval_answer_labels_follow_the_wh_word() -> None:
+    assert answer_labels("Who did Nina meet?") == {"PERSON"} == answer_labels("Whose idea was it?")
+    assert answer_labels("In which city is Vantage Robotics based?") == {"LOC"}
+    assert answer_labels("Where does Omar work?") == {"LOC", "ORG"}
+    assert answer_labels("What company hired Omar?") == {"ORG"}
+    assert answer_labels("How much did the trip cost?") == {"MONEY", "PERCENT"}
+    assert answer_labels("What did Nina adopt?") == frozenset()
+
+
+def test_retrieval_who_questions_favour_chunks_naming_another_person(chat: MemoryManager) -> None:
+    """ "Who works at Vantage Robotics?": s1-1 names Omar, a person the question does not name,
+    and gains half a rank-1 share; s2-1 names the company and a city but no person, and gains
+    nothing. Neither ranks by the type alone: the signals put both in the top 3 either way."""
+    question = "Who works at Vantage Robotics?"
+    boosted = {e.hit.external_id: e.hit.score for e in chat.explain(question, namespace="nina", k=3)}
+    chat.search_config = replace(DEFAULT_SEARCH, type_boost=0.0)
+    plain = {e.hit.external_id: e.hit.score for e in chat.explain(question, namespace="nina", k=3)}
+    assert {"s1-1", "s2-1"} <= boosted.keys() & plain.keys()
+    bonus = DEFAULT_SEARCH.type_boost / (DEFAULT_SEARCH.rrf_k + 1)
+    assert boosted["s1-1"] == pytest.approx(plain["s1-1"] + bonus, abs=1e-5)
+    assert boosted["s2-1"] == pytest.approx(plain["s2-1"], abs=1e-5)
 
 
 def test_retrieval_date_in_query_links_to_dated_memories(chat: MemoryManager) -> None:
