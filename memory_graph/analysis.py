@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 #: Settings fields that name a store; with none of them set, :func:`open_memory` makes a temporary one.
 _STORE_FIELDS = frozenset({"data_dir", "database_url", "chroma_path", "chroma_host"})
 _SIGNALS = ("vector", "keyword", "entity", "graph")
+_SCORE_PARTS = (*_SIGNALS, "turn", "answer")  # the signals' shares, then HitExplanation.gains
 _DUPLICATE_REASONS = ("same_key", "shared_alias", "short_name")
 
 
@@ -483,7 +484,9 @@ def explanations_frame(explanations: Sequence[HitExplanation], *, config: Search
     hit's rank under each signal (``vector``, ``keyword``, ``entity``, ``graph``; missing when
     that signal did not find it), ``graph_path`` ("source -predicate-> target" per relation, "; "
     between them) and ``text``. With ``config`` (the manager's ``search_config``), also
-    ``score_<signal>``: what each signal added to the fused score (they sum to ``score``).
+    ``score_<signal>``: what each signal added to the fused score, and ``score_turn`` and
+    ``score_answer``: what following a best hit's turn and naming what the question asks for
+    added (:class:`~memory_graph.retrieval.HitExplanation`'s ``gains``). They sum to ``score``.
 
     Args:
         explanations: the result of :meth:`MemoryManager.explain`.
@@ -504,13 +507,13 @@ def explanations_frame(explanations: Sequence[HitExplanation], *, config: Search
             "text": x.hit.text,
         }
         if config is not None:
-            shares = signal_shares(x.ranks, config)
-            for s in _SIGNALS:
+            shares = signal_shares(x.ranks, config) | x.gains
+            for s in _SCORE_PARTS:
                 row[f"score_{s}"] = shares.get(s, 0.0)
         rows.append(row)
     columns = ["position", "chunk_id", "external_id", "score", "reasons", *_SIGNALS, "graph_path", "text"]
     if config is not None:
-        columns += [f"score_{s}" for s in _SIGNALS]
+        columns += [f"score_{s}" for s in _SCORE_PARTS]
     frame = pd.DataFrame(rows, columns=columns)
     for s in _SIGNALS:
         frame[s] = frame[s].astype("Int64")

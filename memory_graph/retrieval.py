@@ -107,6 +107,7 @@ class _Candidate:
     reasons: set[str] = field(default_factory=set)
     ranks: dict[str, int] = field(default_factory=dict)
     relation_ids: list[int] = field(default_factory=list)
+    gains: dict[str, float] = field(default_factory=dict)  # score added besides the signals' shares
 
 
 class _HitContext:
@@ -136,12 +137,16 @@ class _HitContext:
 @dataclass(frozen=True)
 class HitExplanation(_Serialisable):
     """Why a hit was retrieved: its rank under each signal (1 = best), the query's linked
-    entities, and the relations (graph paths from those entities) whose evidence it holds."""
+    entities, and the relations (graph paths from those entities) whose evidence it holds.
+    ``gains`` is what its score gained besides the signals' shares (:func:`signal_shares`):
+    ``turn``, following one of the best hits in its conversation, and ``answer``, naming what
+    the question asks for (a date for "when", a person for "who"…)."""
 
     hit: MemoryHit
     ranks: dict[str, int]
     linked_entities: list[EntityRef]
     graph_relations: list[RelationRef]
+    gains: dict[str, float] = field(default_factory=dict)
 
 
 def link_query_entities(
@@ -267,6 +272,7 @@ def explain_search(
                 ranks=dict(candidate.ranks),
                 linked_entities=linked_refs,
                 graph_relations=[r for r in hit.relations if r.id in wanted],
+                gains=dict(candidate.gains),
             )
         )
     return out
@@ -535,6 +541,7 @@ def _favour(fused: dict[str, _Candidate], k: int, bonus: float, carriers: Callab
     floor = scores[k - 1] - bonus if len(scores) > k else -math.inf
     for cid in carriers([cid for cid, c in fused.items() if c.score >= floor]):
         fused[cid].score += bonus
+        fused[cid].gains["answer"] = bonus
 
 
 def _follow_turns(
@@ -575,6 +582,7 @@ def _follow_turns(
     for cid, (share, rank) in gains.items():
         candidate = fused.setdefault(cid, _Candidate())  # a turn no signal found enters with its share
         candidate.score += share
+        candidate.gains["turn"] = share
         candidate.reasons.add("graph")
         candidate.ranks["turn"] = rank
 

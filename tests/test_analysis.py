@@ -287,11 +287,13 @@ def test_analysis_explanations(manager: MemoryManager) -> None:
     explanations = manager.explain("Where does Alice work?", namespace="x", k=3)
     frame = mg.explanations_frame(explanations, config=manager.search_config)
     assert list(frame.columns) == ["position", "chunk_id", "external_id", "score", "reasons", "vector", "keyword", "entity", "graph",
-                                   "graph_path", "text", "score_vector", "score_keyword", "score_entity", "score_graph"]  # fmt: skip
+                                   "graph_path", "text", "score_vector", "score_keyword", "score_entity", "score_graph",
+                                   "score_turn", "score_answer"]  # fmt: skip
     assert list(frame["position"]) == list(range(1, len(explanations) + 1))
     assert frame.iloc[0]["external_id"] == "m1"
-    parts = frame[["score_vector", "score_keyword", "score_entity", "score_graph"]].sum(axis=1)
+    parts = frame[[c for c in frame.columns if c.startswith("score_")]].sum(axis=1)
     assert parts.round(6).tolist() == pytest.approx(frame["score"].tolist(), abs=2e-6)
+    assert frame.iloc[0]["score_answer"] > 0  # "Where…": m1 names a place (Berlin) the question does not
     for x, row in zip(explanations, frame.itertuples(), strict=True):
         assert {s for s in ("vector", "keyword", "entity", "graph") if not _missing(getattr(row, s))} == set(x.ranks)
     assert "Alice" in {e.name for e in explanations[0].linked_entities}

@@ -233,6 +233,11 @@ def test_retrieval_the_turn_after_a_question_answers_it(manager: MemoryManager, 
     with_credit = list(explained)
     assert with_credit.index("t2") < without.index("t2")
     assert "graph" in explained["t2"].hit.reasons and explained["t2"].ranks["turn"] <= 3
+    t2 = explained["t2"]  # the explanation accounts for the whole score: the shares and the turn's gain
+    assert t2.gains["turn"] > 0
+    assert t2.hit.score == pytest.approx(
+        sum(signal_shares(t2.ranks, DEFAULT_SEARCH).values()) + sum(t2.gains.values()), abs=2e-6
+    )
     # Its question ends with "?": the answer is its reply and gains the whole of the question's
     # share, not half, which lifts it past a chunk it trailed.
     manager.search_config = replace(DEFAULT_SEARCH, reply_weight=DEFAULT_SEARCH.turn_weight)
