@@ -80,7 +80,6 @@ _CHUNKS = (
     .join(Document, Document.id == Chunk.document_id)
     .where(Chunk.id.in_(_IDS))
 )
-# Chunks that mention a DATE: each chunk's mentions are read only up to its first date.
 _NAMESPACES_OF = select(Chunk.namespace).where(Chunk.id.in_(_IDS))
 # A namespace's chunk count, and whether another namespace holds chunks (two index probes, not a count).
 _NAMESPACE_CHUNKS = select(
@@ -248,18 +247,6 @@ def _evidence_query(since: bool, until: bool) -> Any:
 # ``(chunk_id, canonical entity id, in first sentence)`` for the chunks ``:ids``, of the entities
 # with a label among ``:labels``.
 _MENTIONED = func.coalesce(Entity.merged_into, Entity.id)
-_NAMING = select(Chunk.id).where(
-    Chunk.id.in_(_IDS),
-    select(Mention.id)
-    .join(Entity, Entity.id == Mention.entity_id)
-    .where(
-        Mention.chunk_id == Chunk.id,
-        Mention.text != "",  # not a pronoun standing for the speaker
-        Entity.label.in_(bindparam("labels", expanding=True)),
-        _MENTIONED.not_in(bindparam("besides", expanding=True)),
-    )
-    .exists(),
-)
 _CHUNK_MENTIONS = (
     select(
         Mention.chunk_id,
@@ -271,6 +258,20 @@ _CHUNK_MENTIONS = (
     .where(Mention.chunk_id.in_(_IDS), Mention.text != "", Entity.label.in_(bindparam("labels", expanding=True)))
     .group_by(Mention.chunk_id, _MENTIONED)
     .order_by(Mention.chunk_id, _MENTIONED)  # the same order however the chunks are batched
+)
+# The chunks among ``:ids`` that name an entity with a label among ``:labels`` other than the
+# canonical ids ``:besides``: each chunk's mentions are read only up to the first such.
+_NAMING = select(Chunk.id).where(
+    Chunk.id.in_(_IDS),
+    select(Mention.id)
+    .join(Entity, Entity.id == Mention.entity_id)
+    .where(
+        Mention.chunk_id == Chunk.id,
+        Mention.text != "",  # not a pronoun standing for the speaker
+        Entity.label.in_(bindparam("labels", expanding=True)),
+        _MENTIONED.not_in(bindparam("besides", expanding=True)),
+    )
+    .exists(),
 )
 
 
