@@ -1,9 +1,8 @@
 """Query time: vector, keyword, entity and graph signals, fused into ranked hits.
 
 1. Vector search in Chroma and keyword search (BM25 / full-text) in the relational store; the
-   query is embedded and searched in Chroma by a worker thread while it is searched by keyword,
-   linked and expanded, and, until the vector hits are ready, the context of the likeliest hits
-   is read ahead.
+   query is embedded by a worker thread while it is searched by keyword, linked and expanded,
+   and, until its embedding is ready, the context of the likeliest hits is read ahead.
 2. Entity linking of the query: tokenised by the same pipeline, its n-grams looked up among the
    namespace's entity names and aliases (longest match wins), capitalised names matched fuzzily on
    canonical names, dates resolved to DATE entities ("last May" → 2025-05) → the chunks that
@@ -30,7 +29,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -291,17 +290,10 @@ def _rank(
     config: SearchConfig,
 ) -> tuple[list[tuple[str, _Candidate]], list[dict[str, Any]], _HitContext]:
     n = max(k * config.oversample, config.min_candidates)
-    # The query is embedded and searched in Chroma by a worker thread while it is searched by
-    # keyword, linked and expanded here. The worker learns from ``scope`` whether the namespace
-    # is alone in the database (its vectors can then be searched unfiltered, see _vector_search).
-    scope: Future[bool] = Future()
-    pending_vector = _POOL.submit(_vector_search, vectors, query, namespace, n, scope, since=since, until=until)
-    try:
-        chunks, alone = graph.namespace_chunks(namespace)
-    except BaseException:
-        scope.cancel()  # the worker stops waiting for it
-        raise
-    scope.set_result(alone)
+    # The query is embedded by a worker thread while it is searched by keyword, linked and
+    # expanded here; Chroma is then asked here too (see _embed_query).
+    pending_embedding = _POOL.submit(_embed_query, vectors, query)
+    chunks, alone = graph.namespace_chunks(namespace)
     ranked: dict[str, list[str]] = {
         "keyword": [
             cid for cid, _ in graph.keyword_search(query, namespace=namespace, limit=n, since=since, until=until)
@@ -318,19 +310,19 @@ def _rank(
             )
         ]
     context = _HitContext(graph)
-    # While the vector search is under way, what the best keyword hits would bridge to and the
+    # While the query is being embedded, what the best keyword hits would bridge to and the
     # likeliest hits' context are read, a few at a time.
-    if not pending_vector.done():
+    if not pending_embedding.done():
         guessed = expansion.read_mentions(ranked["keyword"][:BRIDGE_GUESSES])
-        if not pending_vector.done():
+        if not pending_embedding.done():
             expansion.read_member_rows([e for found in guessed.values() for e, _ in found if e not in expansion.idf])
     guesses = [cid for cid, _ in sorted(_fuse(ranked, config).items(), key=lambda item: -item[1].score)[:k]]
     for start in range(0, len(guesses), PREFETCH_BATCH):
-        if pending_vector.done():
+        if pending_embedding.done():
             break
         context.read(guesses[start : start + PREFETCH_BATCH])
     ranked["vector"] = _nearest(
-        pending_vector.result(), namespace, n, graph=graph, vectors=vectors, since=since, until=until
+        pending_embedding.result(), namespace, n, alone=alone, graph=graph, vectors=vectors, since=since, until=until
     )
 
     # The bridges start from what the text signals agree on (vector + keyword).
@@ -355,44 +347,36 @@ def _rank(
     return best, linked, context
 
 
-def _vector_search(
-    vectors: VectorStore,
-    query: str,
-    namespace: str,
-    n: int,
-    scope: Future[bool],
-    *,
-    since: datetime | None,
-    until: datetime | None,
-) -> tuple[Any, list[str], bool]:
-    """In a search thread: the query's embedding, the ``n`` chunks nearest it, and whether they
-    were searched unfiltered. Chroma filters on metadata before it searches, at a cost that grows
-    with the records kept (16 ms for 5,800 against 1 ms unfiltered, chromadb 1.5), so a namespace
-    alone in the database (``scope``, told by the search) is searched unfiltered. Torch gets one
-    core fewer here than its default (the setting is per thread): the linking beside it needs one."""
+def _embed_query(vectors: VectorStore, query: str) -> Any:
+    """In a search thread: the query's embedding. Torch gets one core fewer here than its
+    default (the setting is per thread): the linking beside it needs one. The forward pass runs
+    without the GIL; the Chroma query, whose client is Python around Rust, is left to the search's
+    own thread: run here it waited on the read-ahead for the GIL (+2 ms at the median)."""
     if not getattr(_THREAD, "torch_threads_set", False) and (torch := sys.modules.get("torch")) is not None:
         torch.set_num_threads(max(1, torch.get_num_threads() - 1))
         _THREAD.torch_threads_set = True
-    embedding = vectors.embed([query])[0]
-    unfiltered = scope.result() and since is None and until is None
-    found = vectors.query(embedding, namespace=None if unfiltered else namespace, k=n, since=since, until=until)
-    return embedding, [cid for cid, _ in found], unfiltered
+    return vectors.embed([query])[0]
 
 
 def _nearest(
-    searched: tuple[Any, list[str], bool],
+    embedding: Any,
     namespace: str,
     n: int,
     *,
+    alone: bool,
     graph: GraphStore,
     vectors: VectorStore,
     since: datetime | None,
     until: datetime | None,
 ) -> list[str]:
-    """The ``n`` chunks of ``namespace`` nearest the query: what :func:`_vector_search` found,
-    unless it searched unfiltered and found a chunk of no namespace's or another's (a collection
-    can also hold vectors that another database wrote); then Chroma is asked again, filtered."""
-    embedding, ids, unfiltered = searched
+    """The ``n`` chunks of ``namespace`` nearest the query. Chroma filters on metadata before it
+    searches, at a cost that grows with the records kept (16 ms for 5,800 against 1 ms
+    unfiltered, chromadb 1.5), so a namespace ``alone`` in the database is searched unfiltered,
+    unless that finds a chunk of no namespace's or another's (a collection can also hold vectors
+    that another database wrote); then Chroma is asked again, filtered."""
+    unfiltered = alone and since is None and until is None
+    found = vectors.query(embedding, namespace=None if unfiltered else namespace, k=n, since=since, until=until)
+    ids = [cid for cid, _ in found]
     if unfiltered and graph.count_in_namespace(namespace, ids) != len(ids):
         ids = [cid for cid, _ in vectors.query(embedding, namespace=namespace, k=n, since=since, until=until)]
     return ids
