@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from memory_graph.errors import ConfigError, GraphStoreError, NotFoundError
-from memory_graph.extraction import CONCEPT, EXTRACTOR_VERSION, Extraction, normalize_key
+from memory_graph.extraction import CONCEPT, EXTRACTOR_VERSION, FIRST_PERSON, Extraction, normalize_key
 from memory_graph.migrate import ensure_schema
 from memory_graph.records import EntityRef, RelationRef, speaker_of
 from memory_graph.schema import (
@@ -244,9 +244,11 @@ def _evidence_query(since: bool, until: bool) -> Any:
     return query
 
 
-# ``(chunk_id, canonical entity id, in first sentence)`` for the chunks ``:ids``, of the entities
-# with a label among ``:labels``.
 _MENTIONED = func.coalesce(Entity.merged_into, Entity.id)
+# A mention that names its entity: not "I" or "my" standing for the speaker of a turn.
+_NAMES = func.lower(Mention.text).not_in(sorted(FIRST_PERSON))
+# ``(chunk_id, canonical entity id, in first sentence)`` for the chunks ``:ids``, of the entities
+# with a label among ``:labels`` (a turn's speaker behind its "I" among them).
 _CHUNK_MENTIONS = (
     select(
         Mention.chunk_id,
@@ -255,7 +257,7 @@ _CHUNK_MENTIONS = (
     )
     .join(Entity, Entity.id == Mention.entity_id)
     .join(Chunk, Chunk.id == Mention.chunk_id)
-    .where(Mention.chunk_id.in_(_IDS), Mention.text != "", Entity.label.in_(bindparam("labels", expanding=True)))
+    .where(Mention.chunk_id.in_(_IDS), Entity.label.in_(bindparam("labels", expanding=True)))
     .group_by(Mention.chunk_id, _MENTIONED)
     .order_by(Mention.chunk_id, _MENTIONED)  # the same order however the chunks are batched
 )
@@ -267,7 +269,7 @@ _NAMING = select(Chunk.id).where(
     .join(Entity, Entity.id == Mention.entity_id)
     .where(
         Mention.chunk_id == Chunk.id,
-        Mention.text != "",  # not a pronoun standing for the speaker
+        _NAMES,
         Entity.label.in_(bindparam("labels", expanding=True)),
         _MENTIONED.not_in(bindparam("besides", expanding=True)),
     )

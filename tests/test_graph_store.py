@@ -115,14 +115,20 @@ def test_graph_store_dated_chunks(graph: GraphStore) -> None:
 
 
 def test_graph_store_chunks_naming_other_entities_of_a_label(graph: GraphStore) -> None:
-    """Chunks naming a PERSON other than those given: d2 names Bob besides Alice; d1 only Alice."""
+    """Chunks naming a PERSON other than those given: d2 names Bob besides Alice; d1 only Alice;
+    in d3, Bob's turn, "I" stands for Bob but does not name him."""
     bob = doc("d2", "Alice works at Acme with Bob.")
     bob.chunks[0].extraction.entities.append(entity("Bob", "PERSON", bob.text.find("Bob")))
-    graph.write_documents([doc("d1", "Alice works at Acme."), bob])
+    turn = doc("d3", "Alice works at Acme, I hear.")
+    turn.metadata = {"speaker": "Bob"}
+    said = turn.text.find("I hear")
+    turn.chunks[0].extraction.entities.append(ExtractedEntity("I", "PERSON", "bob", "Bob", said, said + 1, 0, 40, True))
+    graph.write_documents([doc("d1", "Alice works at Acme."), bob, turn])
     alice = graph.find_entities("n", ["alice"])[0]["id"]
-    assert graph.chunks_naming(["d1-c0", "d2-c0"], ["PERSON"]) == {"d1-c0", "d2-c0"}
-    assert graph.chunks_naming(["d1-c0", "d2-c0"], ["PERSON"], besides=[alice]) == {"d2-c0"}
-    assert graph.chunks_naming(["d1-c0", "d2-c0"], ["LOC", "DATE"]) == set()
+    everyone = ["d1-c0", "d2-c0", "d3-c0"]
+    assert graph.chunks_naming(everyone, ["PERSON"]) == set(everyone)
+    assert graph.chunks_naming(everyone, ["PERSON"], besides=[alice]) == {"d2-c0"}
+    assert graph.chunks_naming(everyone, ["LOC", "DATE"]) == set()
 
 
 def test_graph_store_find_dates(graph: GraphStore) -> None:
