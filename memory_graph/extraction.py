@@ -387,6 +387,9 @@ class _DocExtraction:
                 if child.i == right and child.dep_ in ("flat", "compound") and child.i not in self.token_entity:
                     right = child.i + 1
             span = self.doc[left:right]
+            if all(t.pos_ == "PROPN" and t.is_title for t in span) and _names_an_organisation(span):
+                self._add_entity(span, "ORG")  # a name the NER missed: "Mirabel Therapeutics"
+                continue
             # Key on the lemma ("coffee shops" and "coffee shop" are one concept).
             lemma = " ".join([t.lower_ for t in span[:-1]] + [span[-1].lemma_.lower() or span[-1].lower_])
             self._add_entity(span, CONCEPT, key=normalize_key(lemma))

@@ -55,6 +55,9 @@ def test_extraction_names_of_organisations_are_not_places(extractor: Extractor) 
     labels = {e.name: e.label for e in x.entities}
     assert labels["Mirabel Therapeutics"] == labels["Northwind Labs"] == "ORG"  # the NER calls both LOC
     assert labels["Cambridge"] == "LOC"
+    # A name the NER misses altogether is still a name, not a concept.
+    x = extractor.extract("The company is called Mirabel Therapeutics, they do gene therapy.")
+    assert {e.name: e.label for e in x.entities}["Mirabel Therapeutics"] == "ORG"
 
 
 def test_extraction_base_form_verbs_keep_their_form(extractor: Extractor) -> None:
