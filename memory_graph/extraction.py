@@ -1,8 +1,9 @@
 """Entities and relations from text with a spaCy pipeline (no LLM).
 
 Entities are the pipeline's named entities (statistical NER plus the rule entities of
-:mod:`memory_graph.rules`), salient noun phrases labelled ``CONCEPT``, and, when a ``speaker``
-is given, the speaker behind first-person pronouns. Relations come from dependency patterns
+:mod:`memory_graph.rules`), salient noun phrases labelled ``CONCEPT``, when a ``speaker`` is
+given, the speaker behind first-person pronouns, and the person behind "he" or "she" where the
+text (or the turn before it) plainly names one. Relations come from dependency patterns
 between entity spans (subject-verb-object, verb + preposition, apposition, possessive, copula);
 named entities in one sentence with no pattern between them get a weak ``mentioned with`` edge.
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc, Span, Token
 
 #: Stored on every relation row, so re-ingest can find edges made by an older extractor.
-EXTRACTOR_VERSION = "memory_graph.relations.v1"
+EXTRACTOR_VERSION = "memory_graph.relations.v2"  # v2: relations through "he"/"she"
 
 # Labels of other pipelines folded into ours (UNER's LOC covers places and countries).
 LABEL_MAP = {"PER": "PERSON", "GPE": "LOC", "LOCATION": "LOC", "ORGANIZATION": "ORG"}
@@ -51,6 +52,11 @@ ORG_FIRST_WORDS = frozenset({"university", "bank", "ministry", "department", "in
 CONCEPT = "CONCEPT"
 
 FIRST_PERSON = {"i", "me", "my", "mine", "myself"}
+# Third-person pronouns that may stand for a person named before ("they" and "it" stand for too
+# many kinds of thing to guess: a company, a band, the people just named).
+THIRD_PERSON = {"he", "him", "his", "himself", "she", "her", "hers", "herself"}
+ANTECEDENT_SENTENCES = 3  # sentences looked back for the person a pronoun stands for
+GUESSED = 0.75  # a relation through a pronoun's antecedent: its pattern's confidence times this
 SUBJECTS = {"nsubj", "nsubj:pass", "nsubjpass", "csubj"}
 OBJECTS = {"obj", "dobj", "iobj", "dative"}
 # Heads of noun phrases that carry no meaning on their own.
@@ -78,7 +84,7 @@ class ExtractedEntity:
     end: int
     sent_start: int
     sent_end: int
-    pronoun: bool = False  # a first-person pronoun standing for the speaker
+    pronoun: bool = False  # a pronoun standing for an entity named elsewhere: the speaker, an antecedent
     attributes: dict[str, str] = field(default_factory=dict, compare=False)  # e.g. a DATE's resolved value
 
 
@@ -214,12 +220,16 @@ class Extractor:
         """Extract from many texts through ``nlp.pipe`` (the batch path)."""
         speakers = list(speakers) if speakers is not None else [None] * len(texts)
         observed = list(observed) if observed is not None else [None] * len(texts)
-        with self._lock:
-            docs = list(self.nlp.pipe(texts, batch_size=batch_size))
+        docs = self.parse_many(texts, batch_size=batch_size)
         return [
             self.from_doc(doc, speaker=speaker, observed_at=when)
             for doc, speaker, when in zip(docs, speakers, observed, strict=True)
         ]
+
+    def parse_many(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Doc]:
+        """The pipeline's full analysis of each of ``texts``, through ``nlp.pipe``."""
+        with self._lock:
+            return list(self.nlp.pipe(texts, batch_size=batch_size))
 
     def parse(self, text: str) -> Doc:
         """The pipeline's full analysis of ``text``."""
@@ -249,9 +259,20 @@ class Extractor:
         finally:
             token.pos_ = pos
 
-    def from_doc(self, doc: Doc, *, speaker: str | None = None, observed_at: datetime | None = None) -> Extraction:
-        """Turn an analysed ``Doc`` into an :class:`Extraction`."""
-        return _DocExtraction(doc, speaker, observed_at, self.max_cooccurring, self._verbs).run()
+    def from_doc(
+        self,
+        doc: Doc,
+        *,
+        speaker: str | None = None,
+        observed_at: datetime | None = None,
+        antecedents: Sequence[ExtractedEntity] = (),
+    ) -> Extraction:
+        """Turn an analysed ``Doc`` into an :class:`Extraction`. ``antecedents`` are the entities
+        named just before the text (the previous turn of a conversation): a pronoun at its start
+        may stand for one ("Did you see Anjali?" - "Yes, she took me punting")."""
+        extraction = _DocExtraction(doc, speaker, observed_at, self.max_cooccurring, self._verbs)
+        extraction.antecedents = [e for e in antecedents if e.name != speaker]
+        return extraction.run()
 
 
 def _names_an_organisation(span: Span) -> bool:
@@ -262,6 +283,18 @@ def _names_an_organisation(span: Span) -> bool:
     if last.text[:1].isupper() and last.lower_.rstrip(".") in ORG_LAST_WORDS:
         return True
     return len(span) > 2 and first.text[:1].isupper() and first.lower_ in ORG_FIRST_WORDS and span[1].lower_ == "of"
+
+
+def _governor(token: Token) -> Token:
+    """The word a name's token depends on, past the name itself and words describing it."""
+    while token.dep_ in (*DESCRIPTORS, "flat") and token.head is not token:
+        token = token.head
+    return token.head
+
+
+def _is_subject(token: Token) -> bool:
+    """Whether ``token`` is a clause's subject, or a name describing one ("my brother Marcus")."""
+    return token.dep_ in SUBJECTS or (token.dep_ in (*DESCRIPTORS, "flat") and token.head.dep_ in SUBJECTS)
 
 
 def _known_verbs(nlp: Language) -> frozenset[str]:
@@ -286,10 +319,12 @@ class _DocExtraction:
         self.result = Extraction()
         self.token_entity: dict[int, int] = {}
         self.seen: set[tuple[int, str, int]] = set()
+        self.antecedents: list[ExtractedEntity] = []
 
     def run(self) -> Extraction:
         self._named_entities()
         self._speaker_mentions()
+        self._pronoun_mentions()
         self._concepts()
         for sent in self.doc.sents:
             self._relations(sent)
@@ -364,6 +399,61 @@ class _DocExtraction:
             if token.lower_ in FIRST_PERSON and token.i not in self.token_entity and token.pos_ in ("PRON", "DET", ""):
                 self._add_entity(self.doc[token.i : token.i + 1], "PERSON", name=self.speaker, pronoun=True)
 
+    def _pronoun_mentions(self) -> None:
+        """ "He" or "she" where the person it stands for is plain: "Scott Derrickson is a director.
+        He lives in Los Angeles" -> "He" is Scott Derrickson, so the relation is his. Looking
+        back from the pronoun, the nearest of the last :data:`ANTECEDENT_SENTENCES` sentences
+        that names a person decides (before the first sentence, the ``antecedents`` given: the
+        turn before in a conversation). The pronoun stands for the one person it names or, where
+        it names several, for its subject when the pronoun is a subject too ("Marcus proposed to
+        Leah. He …"). Otherwise the pronoun is left alone: no gender is known, so "Leah" and
+        "Marcus" are both candidates for "she". The speaker is never the antecedent, nor the
+        pronoun's own verb's other argument ("Tom hugged her")."""
+        sentences = list(self.doc.sents)
+        where = {token.i: n for n, sent in enumerate(sentences) for token in sent}
+        people = {e.key: e for e in self.antecedents if e.label == "PERSON"}
+        for token in self.doc:
+            if (
+                token.lower_ not in THIRD_PERSON
+                or token.i in self.token_entity
+                or token.pos_ not in ("PRON", "DET", "")
+            ):
+                continue
+            here = where[token.i]
+            for n in range(here, max(here - ANTECEDENT_SENTENCES, -2), -1):
+                found, subjects = self._people_before(sentences[n], token) if n >= 0 else (people, set())
+                if found:
+                    break
+            else:
+                continue
+            if len(found) == 1:
+                antecedent = next(iter(found.values()))
+            elif len(subjects) == 1 and _is_subject(token):
+                antecedent = found[next(iter(subjects))]
+            else:
+                continue
+            span = self.doc[token.i : token.i + 1]
+            self._add_entity(span, "PERSON", key=antecedent.key, name=antecedent.name, pronoun=True)
+
+    def _people_before(self, sent: Span, token: Token) -> tuple[dict[str, ExtractedEntity], set[str]]:
+        """The people ``sent`` names before ``token`` (not the speaker, nor an argument of the
+        verb ``token`` depends on), by key, and the keys of those that are a subject."""
+        found: dict[str, ExtractedEntity] = {}
+        subjects: set[str] = set()
+        for named in sent:
+            if named.i >= token.i:
+                break
+            index = self.token_entity.get(named.i)
+            entity = self.result.entities[index] if index is not None else None
+            if entity is None or entity.label != "PERSON" or entity.name == self.speaker:
+                continue
+            if _governor(named) == token.head and not token.lower_.endswith("self"):
+                continue  # "Tom hugged her": her is not Tom (only "herself" would be)
+            found.setdefault(entity.key, entity)
+            if _is_subject(named):
+                subjects.add(entity.key)
+        return found, subjects
+
     def _concepts(self) -> None:
         for token in self.doc:
             if token.i in self.token_entity or token.pos_ not in ("NOUN", "PROPN"):
@@ -428,12 +518,16 @@ class _DocExtraction:
                         predicate=predicate,
                         target=target,
                         pattern=pattern,
-                        confidence=CONFIDENCE[pattern],
+                        confidence=CONFIDENCE[pattern] * (GUESSED if self._guessed(source, target) else 1.0),
                         sentence=sent.text,
                         sent_start=sent.start_char,
                         sent_end=sent.end_char,
                     )
                 )
+
+    def _guessed(self, *indices: int) -> bool:
+        """Whether an entity of ``indices`` is a third-person pronoun's antecedent: a guess."""
+        return any((e := self.result.entities[i]).pronoun and e.text.lower() not in FIRST_PERSON for i in indices)
 
     def _relations(self, sent: Span) -> None:
         linked: set[frozenset[int]] = set()

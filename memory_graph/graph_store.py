@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from memory_graph.errors import ConfigError, GraphStoreError, NotFoundError
-from memory_graph.extraction import CONCEPT, EXTRACTOR_VERSION, FIRST_PERSON, Extraction, normalize_key
+from memory_graph.extraction import CONCEPT, EXTRACTOR_VERSION, FIRST_PERSON, THIRD_PERSON, Extraction, normalize_key
 from memory_graph.migrate import ensure_schema
 from memory_graph.records import EntityRef, RelationRef, speaker_of
 from memory_graph.schema import (
@@ -245,8 +245,9 @@ def _evidence_query(since: bool, until: bool) -> Any:
 
 
 _MENTIONED = func.coalesce(Entity.merged_into, Entity.id)
-# A mention that names its entity: not "I" or "my" standing for the speaker of a turn.
-_NAMES = func.lower(Mention.text).not_in(sorted(FIRST_PERSON))
+# A mention that names its entity: no pronoun ("I" standing for the speaker of a turn, "she"
+# for the person named before).
+_NAMES = func.lower(Mention.text).not_in(sorted(FIRST_PERSON | THIRD_PERSON))
 # ``(chunk_id, canonical entity id, in first sentence)`` for the chunks ``:ids``, of the entities
 # with a label among ``:labels`` (a turn's speaker behind its "I" among them).
 _CHUNK_MENTIONS = (
@@ -1328,6 +1329,23 @@ class GraphStore:
             for seed in seeds
         ]
 
+    def turn_before(
+        self, namespace: str, observed_at: datetime, *, gap: timedelta, besides: str | None = None
+    ) -> tuple[str, list[tuple[str, str, str]]] | None:
+        """The turn of a conversation in ``namespace`` before a memory observed at ``observed_at``:
+        the latest memory whose metadata names a speaker, observed at most ``gap`` earlier or at the
+        same time (a session stamped with one time), other than the document ``besides``. Its
+        speaker and the ``(label, key, name)`` of the canonical entities its last chunk mentions,
+        or ``None`` (two statements)."""
+        params = {"ns": namespace, "lo": observed_at - gap, "t": observed_at, "doc": besides or ""}
+        with self._read("reading the turn before") as conn:
+            for row in conn.execute(_TURNS_BEFORE, params):
+                if speaker := speaker_of(row.meta or {}):
+                    entities = conn.execute(_LAST_CHUNK_ENTITIES, {"doc": row.id}).all()
+                    return speaker, [(r.label, r.key, r.name) for r in entities]
+                return None  # the memory just before is no turn: the conversation does not go on
+        return None
+
     def namespace_chunks(self, namespace: str) -> tuple[int, bool]:
         """How many chunks ``namespace`` holds, and whether it holds every chunk stored (one statement)."""
         with self._read("counting chunks") as conn:
@@ -1786,6 +1804,38 @@ def _restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int
     """The part of a members map from :meth:`GraphStore.entity_members` that stands for ``entity_ids``."""
     wanted = set(entity_ids)
     return {member: given for member, given in members.items() if given in wanted}
+
+
+# The latest memories of ``:ns`` observed from ``:lo`` to ``:t``, other than the document
+# ``:doc``: the candidates for the turn before one observed at ``:t`` (the newest first).
+_TURNS_BEFORE = (
+    select(Document.id, Document.meta.label("meta"))
+    .where(
+        Document.namespace == bindparam("ns"),
+        Document.observed_at >= bindparam("lo"),
+        Document.observed_at <= bindparam("t"),
+        Document.deleted_at.is_(None),
+        Document.id != bindparam("doc"),
+    )
+    .order_by(Document.observed_at.desc(), Document.created_at.desc())
+    .limit(8)
+)
+# ``(label, key, name)`` of the canonical entities the last chunk of the document ``:doc`` mentions.
+_LAST_CHUNK_ENTITIES = (
+    select(_CANON.c.label, _CANON.c.key, _CANON.c.name)
+    .join(Entity, _CANON.c.id == func.coalesce(Entity.merged_into, Entity.id))
+    .join(Mention, Mention.entity_id == Entity.id)
+    .where(
+        Mention.chunk_id
+        == select(Chunk.id)
+        .where(Chunk.document_id == bindparam("doc"))
+        .order_by(Chunk.ordinal.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    .order_by(func.min(Mention.start))
+    .group_by(_CANON.c.label, _CANON.c.key, _CANON.c.name)
+)
 
 
 @cache

@@ -12,18 +12,18 @@ import hashlib
 import json
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from memory_graph.chunking import chunk_text, content_hash
 from memory_graph.errors import InputError
-from memory_graph.extraction import Extractor
+from memory_graph.extraction import ExtractedEntity, Extractor
 from memory_graph.graph_store import ChunkWrite, DocumentWrite, GraphStore, WriteResult
-from memory_graph.records import MemoryRecord, speaker_of
+from memory_graph.records import TURN_GAP, MemoryRecord, speaker_of
 from memory_graph.vector_store import VectorStore, chunk_metadata, embedding_texts
 
 #: The keyword arguments of ``add()``, which are also the keys of ``add_many()`` rows.
@@ -190,16 +190,15 @@ def store_memories(
                 )
         writes.append(write)
 
-    # Extraction runs over every new chunk of the batch at once (nlp.pipe).
+    # Extraction parses every new chunk of the batch at once (nlp.pipe), then reads the chunks
+    # in order: a turn's pronouns may stand for what the turn before it named.
     pending = [(w, c) for w in writes for c in w.chunks]
-    extractions = extractor.extract_many(
-        [c.text for _, c in pending],
-        speakers=[speaker_of(w.metadata) for w, _ in pending],
-        observed=[w.observed_at for w, _ in pending],
-        batch_size=batch_size,
-    )
-    for (_, chunk), extraction in zip(pending, extractions, strict=True):
-        chunk.extraction = extraction
+    docs = extractor.parse_many([c.text for _, c in pending], batch_size=batch_size)
+    before = _turns_before(pending, graph)
+    for i, ((write, chunk), doc) in enumerate(zip(pending, docs, strict=True)):
+        chunk.extraction = extractor.from_doc(
+            doc, speaker=speaker_of(write.metadata), observed_at=write.observed_at, antecedents=before(i)
+        )
 
     results = graph.write_documents(writes)
     index_chunks(results, writes, graph=graph, vectors=vectors, embeddings=embeddings)
@@ -210,6 +209,41 @@ def store_memories(
         for namespace, keys in touched.items():
             graph.resolve_aliases(namespace, keys)
     return build_records(results, writes, graph)
+
+
+def _turns_before(
+    pending: Sequence[tuple[DocumentWrite, ChunkWrite]], graph: GraphStore
+) -> Callable[[int], list[ExtractedEntity]]:
+    """For the ``i``-th pending chunk, the entities named in the turn before it, once the chunks
+    before it are extracted: where the chunk opens a turn of a conversation (its memory names a
+    speaker and a time), the latest earlier turn of the batch in its namespace at most
+    :data:`TURN_GAP` before it, else the latest such turn stored. That turn's speaker is left
+    out: a pronoun does not stand for the one spoken to."""
+    last: dict[str, int] = {}  # namespace -> the last chunk of the latest memory of the batch so far
+    previous: list[int | tuple[str, list[ExtractedEntity]] | None] = []
+    for i, (write, chunk) in enumerate(pending):
+        found: int | tuple[str, list[ExtractedEntity]] | None = None
+        if chunk.ordinal == 0 and write.observed_at is not None and speaker_of(write.metadata):
+            j = last.get(write.namespace)
+            if j is not None and timedelta(0) <= write.observed_at - pending[j][0].observed_at <= TURN_GAP:
+                found = j if speaker_of(pending[j][0].metadata) else None
+            elif stored := graph.turn_before(write.namespace, write.observed_at, gap=TURN_GAP, besides=write.id):
+                speaker, named = stored
+                found = (speaker, [ExtractedEntity(name, label, key, name, 0, 0, 0, 0) for label, key, name in named])
+        last[write.namespace] = i
+        previous.append(found)
+
+    def before(i: int) -> list[ExtractedEntity]:
+        found = previous[i]
+        if found is None:
+            return []
+        if isinstance(found, int):
+            write, chunk = pending[found]
+            found = (speaker_of(write.metadata) or "", chunk.extraction.entities)
+        speaker, named = found
+        return [e for e in named if e.name != speaker]
+
+    return before
 
 
 def _stored_hashes(graph: GraphStore, items: Sequence[MemoryInput], keys: Sequence[str]) -> dict[tuple[str, str], str]:

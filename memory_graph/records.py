@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 
@@ -136,6 +136,10 @@ class Stats(_Serialisable):
     relations: int
     mentions: int
     vectors: int
+
+
+#: Turns of a conversation further apart than this belong to different conversations.
+TURN_GAP = timedelta(minutes=30)
 
 
 def speaker_of(metadata: Mapping[str, Any]) -> str | None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory_graph.extraction import CONCEPT, NAMED_LABELS, Extractor, normalize_key
 from memory_graph.graph_store import ChunkRow, GraphStore, MemberRows, group_members
-from memory_graph.records import EntityRef, MemoryHit, RelationRef, _Serialisable, speaker_of
+from memory_graph.records import TURN_GAP, EntityRef, MemoryHit, RelationRef, _Serialisable, speaker_of
 from memory_graph.temporal import is_when_question, normalize_date
 from memory_graph.vector_store import VectorStore
 
@@ -92,7 +92,7 @@ class SearchConfig:
     # Conversations: the turns that follow the best hits (an answer follows its question).
     turn_seeds: int = 5  # best hits whose following turns gain
     turn_span: int = 2  # turns followed from each
-    turn_gap: timedelta = timedelta(minutes=30)  # a later turn further away is another conversation
+    turn_gap: timedelta = TURN_GAP  # a later turn further away is another conversation
     turn_weight: float = 0.5  # share of the hit's rank a following turn gains
     reply_weight: float = 1.0  # share the reply gains when the hit ends with a question: all of it
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memory_graph import ExtractionError, Extractor
-from memory_graph.extraction import load_pipeline, normalize_key
+from memory_graph.extraction import CONFIDENCE, GUESSED, load_pipeline, normalize_key
 
 
 def triples(extractor: Extractor, text: str, speaker: str | None = None) -> set[tuple[str, str, str]]:
@@ -58,6 +58,35 @@ def test_extraction_names_of_organisations_are_not_places(extractor: Extractor) 
     # A name the NER misses altogether is still a name, not a concept.
     x = extractor.extract("The company is called Mirabel Therapeutics, they do gene therapy.")
     assert {e.name: e.label for e in x.entities}["Mirabel Therapeutics"] == "ORG"
+
+
+def test_extraction_third_person_pronouns_stand_for_a_plain_antecedent(extractor: Extractor) -> None:
+    """ "He" after a sentence naming one person is that person, and the relation his, at a lower
+    confidence; of two people, a subject pronoun is the subject; a pronoun is never the speaker,
+    nor its own verb's other argument ("Tom hugged her"), and where two people could be meant
+    and the subject rule does not decide, it is left alone. "They" is never resolved."""
+    derrickson = "Scott Derrickson (born July 16, 1966) is an American director. He lives in Los Angeles, California."
+    assert ("Scott Derrickson", "live in", "Los Angeles") in triples(extractor, derrickson)
+
+    def stand_for(text: str, speaker: str | None = None) -> dict[str, str]:
+        return {e.text: e.name for e in extractor.extract(text, speaker=speaker).entities if e.pronoun}
+
+    lives = next(r for r in extractor.extract(derrickson).relations if r.predicate == "live in")
+    assert lives.confidence == pytest.approx(CONFIDENCE["prep"] * GUESSED)
+    assert stand_for("Anjali got the job at Mirabel! They offered it to her on Thursday.", "Priya") == {"her": "Anjali"}
+    assert stand_for("Marcus Reid thanked Leah Okafor at the party. Then he hugged her.") == {"he": "Marcus Reid"}
+    assert stand_for("Marcus thanked Leah. Tom hugged her.") == {}
+    assert stand_for("Priya met Anjali. She was late.", speaker="Priya") == {"She": "Anjali"}
+    assert stand_for("Tom hurt himself.") == {"himself": "Tom"}
+
+
+def test_extraction_pronouns_at_the_start_take_the_antecedents_given(extractor: Extractor) -> None:
+    """A turn's opening pronoun stands for the one person the turn before named (``antecedents``)."""
+    before = extractor.extract("Did you go and see Anjali in the end?", speaker="Daniel").entities
+    doc = extractor.parse("Yes! She took me punting on the river.")
+    x = extractor.from_doc(doc, speaker="Priya", antecedents=[e for e in before if e.name != "Daniel"])
+    assert {e.text: e.name for e in x.entities if e.pronoun} == {"She": "Anjali", "me": "Priya"}
+    assert not any(e.text == "She" for e in extractor.from_doc(doc, speaker="Priya").entities)
 
 
 def test_extraction_base_form_verbs_keep_their_form(extractor: Extractor) -> None:

@@ -67,6 +67,33 @@ def test_manager_speaker_resolves_first_person(manager: MemoryManager) -> None:
     assert "I" not in manager.entity("Bob", namespace="u").aliases
 
 
+PUNTING = [
+    ("Daniel", "2025-07-27T10:00:00", "Also, did you go and see Anjali in the end?"),
+    ("Priya", "2025-07-27T10:01:00", "Yes! She took me punting on the river and I nearly fell in."),
+    ("Daniel", "2025-07-27T11:30:00", "She sounds like a great guide."),  # ninety minutes on: another conversation
+]
+
+
+@pytest.mark.parametrize("one_at_a_time", [True, False], ids=["add", "add_many"])
+def test_manager_a_turn_opening_with_a_pronoun_names_whom_the_turn_before_named(
+    manager: MemoryManager, one_at_a_time: bool
+) -> None:
+    """ "She" in Priya's reply is Anjali, whom Daniel's question named, whether the question was
+    stored by an earlier call (a chat backend adds each turn) or comes earlier in the batch; the
+    relation is Anjali's. A turn after the conversation's gap has no turn before it."""
+    rows = [{"text": text, "external_id": f"p{i}", "metadata": {"speaker": who}, "observed_at": at}
+            for i, (who, at, text) in enumerate(PUNTING)]  # fmt: skip
+    records = (
+        [manager.add(**row, namespace="chat") for row in rows]
+        if one_at_a_time
+        else manager.add_many(rows, namespace="chat")
+    )
+    reply = {(r.source.name, r.predicate, r.target.name) for r in records[1].relations}
+    assert ("Anjali", "take", "Priya") in reply
+    assert [m.text for m in manager.entity("Anjali", namespace="chat").mentions if m.text == "She"] == ["She"]
+    assert not any(e.name == "Anjali" for e in records[2].entities)
+
+
 def test_manager_add_is_idempotent(manager: MemoryManager) -> None:
     manager.add_many(CHAT, namespace="n")
     before = snapshot(manager, "n")
