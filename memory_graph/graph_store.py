@@ -1339,12 +1339,11 @@ class GraphStore:
         or ``None`` (two statements)."""
         params = {"ns": namespace, "lo": observed_at - gap, "t": observed_at, "doc": besides or ""}
         with self._read("reading the turn before") as conn:
-            for row in conn.execute(_TURNS_BEFORE, params):
-                if speaker := speaker_of(row.meta or {}):
-                    entities = conn.execute(_LAST_CHUNK_ENTITIES, {"doc": row.id}).all()
-                    return speaker, [(r.label, r.key, r.name) for r in entities]
-                return None  # the memory just before is no turn: the conversation does not go on
-        return None
+            row = conn.execute(_MEMORY_BEFORE, params).first()
+            if row is None or (speaker := speaker_of(row.meta or {})) is None:
+                return None  # nothing just before, or no turn: the conversation does not go on
+            entities = conn.execute(_LAST_CHUNK_ENTITIES, {"doc": row.id}).all()
+        return speaker, [(r.label, r.key, r.name) for r in entities]
 
     def namespace_chunks(self, namespace: str) -> tuple[int, bool]:
         """How many chunks ``namespace`` holds, and whether it holds every chunk stored (one statement)."""
@@ -1806,9 +1805,9 @@ def _restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int
     return {member: given for member, given in members.items() if given in wanted}
 
 
-# The latest memories of ``:ns`` observed from ``:lo`` to ``:t``, other than the document
-# ``:doc``: the candidates for the turn before one observed at ``:t`` (the newest first).
-_TURNS_BEFORE = (
+# The latest memory of ``:ns`` observed from ``:lo`` to ``:t``, other than the document ``:doc``:
+# the turn before one observed at ``:t``, if it is a turn.
+_MEMORY_BEFORE = (
     select(Document.id, Document.meta.label("meta"))
     .where(
         Document.namespace == bindparam("ns"),
@@ -1818,7 +1817,7 @@ _TURNS_BEFORE = (
         Document.id != bindparam("doc"),
     )
     .order_by(Document.observed_at.desc(), Document.created_at.desc())
-    .limit(8)
+    .limit(1)
 )
 # ``(label, key, name)`` of the canonical entities the last chunk of the document ``:doc`` mentions.
 _LAST_CHUNK_ENTITIES = (

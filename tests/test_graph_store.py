@@ -174,6 +174,27 @@ def test_graph_store_turns_after(graph: GraphStore) -> None:
     assert graph.turns_after("n", [], span=1, gap=minute) == []
 
 
+def test_graph_store_turn_before(graph: GraphStore) -> None:
+    """The turn before a time: the latest memory at most the gap earlier, if it names a speaker;
+    its speaker and the entities it names. Not the memory itself, nor another namespace's."""
+    minute = timedelta(minutes=1)
+    memories = []
+    for i, (speaker, offset) in enumerate([("Ann", 0), ("Ben", 1), (None, 2), ("Ann", 40)]):
+        memory = doc(f"t{i}", f"Alice works at Acme, turn {i}.", when=T0 + offset * minute)
+        memory.metadata = {"speaker": speaker} if speaker else {}
+        memories.append(memory)
+    other = doc("o1", "Alice works at Acme elsewhere.", namespace="other", when=T0 + 3 * minute)
+    other.metadata = {"speaker": "Cy"}
+    graph.write_documents([*memories, other])
+    gap = 30 * minute
+    named = [("PERSON", "alice", "Alice"), ("ORG", "acme", "Acme")]
+    assert graph.turn_before("n", T0 + 1 * minute, gap=gap, besides="t1") == ("Ann", named)
+    assert graph.turn_before("n", T0 + 1 * minute, gap=gap) == ("Ben", named)  # t1 itself, at that time
+    assert graph.turn_before("n", T0 + 3 * minute, gap=gap) is None  # t2 names no speaker
+    assert graph.turn_before("n", T0 + 39 * minute, gap=gap, besides="t3") is None  # t2 is 37 minutes back
+    assert graph.turn_before("other", T0 + 4 * minute, gap=gap) == ("Cy", named)
+
+
 def test_graph_store_turns_of_one_time_follow_in_the_order_written(graph: GraphStore) -> None:
     """A session stamped with one time: its turns follow one another in the order they were
     given, across batches, and before the turns observed later."""
