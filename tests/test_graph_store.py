@@ -151,18 +151,20 @@ def test_graph_store_find_dates(graph: GraphStore) -> None:
     assert found() == []
 
 
+def said(name: str, text: str, speaker: str | None, minutes: int = 0, *, namespace: str = "n") -> DocumentWrite:
+    """A memory of ``doc``'s shape observed ``minutes`` after T0, a turn where ``speaker`` is given."""
+    written = doc(name, text, namespace=namespace, when=T0 + timedelta(minutes=minutes))
+    written.metadata = {"speaker": speaker} if speaker else {}
+    return written
+
+
 def test_graph_store_turns_after(graph: GraphStore) -> None:
     """The next turns of a conversation: memories naming a speaker, later but within the gap,
     in time order, inside the time window, of the namespace only."""
     minute = timedelta(minutes=1)
-    turns = []
-    for i, (speaker, offset) in enumerate([("Ann", 0), ("Ben", 1), (None, 2), ("Ann", 3), ("Ben", 4), ("Ann", 90)]):
-        turn = doc(f"t{i}", f"Alice works at Acme, turn {i}.", when=T0 + offset * minute)
-        turn.metadata = {"speaker": speaker} if speaker else {}
-        turns.append(turn)
-    other = doc("o1", "Alice works at Acme elsewhere.", namespace="other", when=T0 + 2 * minute)
-    other.metadata = {"speaker": "Ann"}
-    graph.write_documents([*turns, other])
+    spoken = [("Ann", 0), ("Ben", 1), (None, 2), ("Ann", 3), ("Ben", 4), ("Ann", 90)]
+    turns = [said(f"t{i}", f"Alice works at Acme, turn {i}.", who, at) for i, (who, at) in enumerate(spoken)]
+    graph.write_documents([*turns, said("o1", "Alice works at Acme elsewhere.", "Ann", 2, namespace="other")])
     rows = graph.chunks([f"t{i}-c0" for i in range(6)])
     t0, t4, t5 = rows["t0-c0"], rows["t4-c0"], rows["t5-c0"]
     after = graph.turns_after("n", [t0, t4, t5], span=2, gap=30 * minute)
@@ -178,14 +180,9 @@ def test_graph_store_turn_before(graph: GraphStore) -> None:
     """The turn before a time: the latest memory at most the gap earlier, if it names a speaker;
     its speaker and the entities it names. Not the memory itself, nor another namespace's."""
     minute = timedelta(minutes=1)
-    memories = []
-    for i, (speaker, offset) in enumerate([("Ann", 0), ("Ben", 1), (None, 2), ("Ann", 40)]):
-        memory = doc(f"t{i}", f"Alice works at Acme, turn {i}.", when=T0 + offset * minute)
-        memory.metadata = {"speaker": speaker} if speaker else {}
-        memories.append(memory)
-    other = doc("o1", "Alice works at Acme elsewhere.", namespace="other", when=T0 + 3 * minute)
-    other.metadata = {"speaker": "Cy"}
-    graph.write_documents([*memories, other])
+    spoken = [("Ann", 0), ("Ben", 1), (None, 2), ("Ann", 40)]
+    memories = [said(f"t{i}", f"Alice works at Acme, turn {i}.", who, at) for i, (who, at) in enumerate(spoken)]
+    graph.write_documents([*memories, said("o1", "Alice works at Acme elsewhere.", "Cy", 3, namespace="other")])
     gap = 30 * minute
     named = [("PERSON", "alice", "Alice"), ("ORG", "acme", "Acme")]
     assert graph.turn_before("n", T0 + 1 * minute, gap=gap, besides="t1") == ("Ann", named)
@@ -200,9 +197,7 @@ def test_graph_store_turns_of_one_time_follow_in_the_order_written(graph: GraphS
     given, across batches, and before the turns observed later."""
 
     def turn(name: str, speaker: str, minutes: int = 0) -> DocumentWrite:
-        written = doc(name, f"Alice works at Acme, said {name}.", when=T0 + timedelta(minutes=minutes))
-        written.metadata = {"speaker": speaker}
-        return written
+        return said(name, f"Alice works at Acme, said {name}.", speaker, minutes)
 
     graph.write_documents([turn("s1", "Ann"), turn("s2", "Ben"), turn("s3", "Ann")])
     graph.write_documents([turn("s4", "Ben"), turn("later", "Ann", minutes=5)])
