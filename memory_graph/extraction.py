@@ -270,9 +270,7 @@ class Extractor:
         """Turn an analysed ``Doc`` into an :class:`Extraction`. ``antecedents`` are the entities
         named just before the text (the previous turn of a conversation): a pronoun at its start
         may stand for one ("Did you see Anjali?" - "Yes, she took me punting")."""
-        extraction = _DocExtraction(doc, speaker, observed_at, self.max_cooccurring, self._verbs)
-        extraction.antecedents = [e for e in antecedents if e.name != speaker]
-        return extraction.run()
+        return _DocExtraction(doc, speaker, observed_at, self.max_cooccurring, self._verbs, antecedents).run()
 
 
 def _names_an_organisation(span: Span) -> bool:
@@ -309,7 +307,13 @@ class _DocExtraction:
     """One document's extraction; keeps the token → entity map the patterns need."""
 
     def __init__(
-        self, doc: Doc, speaker: str | None, observed_at: datetime | None, max_cooccurring: int, verbs: frozenset[str]
+        self,
+        doc: Doc,
+        speaker: str | None,
+        observed_at: datetime | None,
+        max_cooccurring: int,
+        verbs: frozenset[str],
+        antecedents: Sequence[ExtractedEntity] = (),
     ) -> None:
         self.doc = doc
         self.verbs = verbs
@@ -319,7 +323,7 @@ class _DocExtraction:
         self.result = Extraction()
         self.token_entity: dict[int, int] = {}
         self.seen: set[tuple[int, str, int]] = set()
-        self.antecedents: list[ExtractedEntity] = []
+        self.antecedents = [e for e in antecedents if e.name != self.speaker]  # the speaker is no "she"
 
     def run(self) -> Extraction:
         self._named_entities()
