@@ -6,8 +6,9 @@ Hugging Face cache. Hub access is switched off before ``sentence_transformers`` 
 asking the hub for a model without ``HF_HUB_OFFLINE`` hangs for about 90 s here before failing.
 
 A single text (a search query) is embedded by a TorchScript trace of the model
-(:func:`load_single_text_encoder`): the same numbers, but the forward pass runs without the GIL,
-so the query is embedded at full speed beside the Python work of a search or of other threads.
+(:func:`load_single_text_encoder`): the same numbers, but the forward pass runs in C++ and holds
+the GIL only a few times, so the query is embedded beside the Python work of a search or of other
+threads (each time it takes the GIL back, it waits for a thread running Python to let go).
 """
 
 from __future__ import annotations

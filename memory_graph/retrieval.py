@@ -350,8 +350,9 @@ def _rank(
 def _embed_query(vectors: VectorStore, query: str) -> Any:
     """In a search thread: the query's embedding. Torch gets one core fewer here than its
     default (the setting is per thread): the linking beside it needs one. The forward pass runs
-    without the GIL; the Chroma query, whose client is Python around Rust, is left to the search's
-    own thread: run here it waited on the read-ahead for the GIL (+2 ms at the median)."""
+    mostly without the GIL (it takes it back about three times); the Chroma query, whose client is
+    Python around Rust, is left to the search's own thread: run here it waited on the read-ahead
+    for the GIL (+2 ms at the median)."""
     if not getattr(_THREAD, "torch_threads_set", False) and (torch := sys.modules.get("torch")) is not None:
         torch.set_num_threads(max(1, torch.get_num_threads() - 1))
         _THREAD.torch_threads_set = True
