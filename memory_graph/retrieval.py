@@ -349,14 +349,28 @@ def _rank(
 
 def _embed_query(vectors: VectorStore, query: str) -> Any:
     """In a search thread: the query's embedding. Torch gets one core fewer here than its
-    default (the setting is per thread): the linking beside it needs one. The forward pass runs
+    default (:func:`_one_core_fewer`): the linking beside it needs one. The forward pass runs
     mostly without the GIL (it takes it back about three times); the Chroma query, whose client is
     Python around Rust, is left to the search's own thread: run here it waited on the read-ahead
     for the GIL (+2 ms at the median)."""
     if not getattr(_THREAD, "torch_threads_set", False) and (torch := sys.modules.get("torch")) is not None:
-        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
+        _one_core_fewer(torch)
         _THREAD.torch_threads_set = True
     return vectors.embed([query])[0]
+
+
+def _one_core_fewer(torch: Any) -> None:
+    """Give the calling thread's torch one thread fewer than its default, and only this thread's.
+
+    ``torch.set_num_threads`` also sets the count that every thread whose torch starts later
+    takes: after a first search, an ``add_many`` in a notebook's main thread embedded with one
+    thread instead of two (22% slower). That default is put back from a short-lived thread of
+    its own, which is the only other thread the call changes."""
+    default = torch.get_num_threads()
+    torch.set_num_threads(max(1, default - 1))
+    restore = threading.Thread(target=torch.set_num_threads, args=(default,), name="memory-graph-torch-threads")
+    restore.start()
+    restore.join()
 
 
 def _nearest(

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -318,3 +322,35 @@ def test_retrieval_bridge_mentions_read_early_are_reused(chat: MemoryManager) ->
     assert later == {cid: fresh.get(cid, []) for cid in chunk_ids}
     assert all(later[cid] is early[cid] for cid in chunk_ids[:2])  # not read again
     assert any(later.values())
+
+
+def test_retrieval_search_takes_a_torch_thread_from_its_worker_only(tmp_path: Path) -> None:
+    """The search's worker embeds with one torch thread fewer than the default; threads whose
+    torch starts after a search (a notebook's first ``add_many``) keep the default. Torch's
+    thread counts are process state, so this runs in a fresh interpreter."""
+    script = textwrap.dedent(
+        f"""
+        import threading, torch
+        from pathlib import Path
+        from memory_graph import MemoryManager, Settings
+        from memory_graph import retrieval
+
+        def count_in_new_thread():
+            found = []
+            thread = threading.Thread(target=lambda: found.append(torch.get_num_threads()))
+            thread.start(); thread.join()
+            return found[0]
+
+        default = count_in_new_thread()
+        with MemoryManager(Settings(data_dir=Path({str(tmp_path)!r}))) as mm:
+            mm.search("Who wrote the first program?", namespace="n")
+            worker = retrieval._POOL.submit(torch.get_num_threads).result()
+            print(default, worker, torch.get_num_threads(), count_in_new_thread())
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    default, worker, main, later = map(int, out.stdout.split())
+    assert worker == max(1, default - 1)
+    assert main == later == default
