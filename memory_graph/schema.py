@@ -65,7 +65,11 @@ class Document(Base):
     """One memory item as it was given: the source of truth for its text."""
 
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("namespace", "doc_key"),)
+    __table_args__ = (
+        UniqueConstraint("namespace", "doc_key"),
+        # A conversation's turns around a time (turn_before at every add, turns_after at search).
+        Index("ix_documents_namespace_observed_at", "namespace", "observed_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     namespace: Mapped[str] = mapped_column(String(255))

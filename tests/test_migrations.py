@@ -35,6 +35,36 @@ def test_migrations_round_trip(database_url: str) -> None:
     engine.dispose()
 
 
+def test_migrations_upgrade_a_store_written_at_the_first_revision(database_url: str) -> None:
+    """0002 adds the (namespace, observed_at) index to a store written at 0001; its rows stay."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from memory_graph.migrate import alembic_config
+
+    engine = create_engine(database_url)
+
+    def indexes() -> set[str]:
+        return {index["name"] for index in inspect(engine).get_indexes("documents")}
+
+    upgrade(engine)  # the SQLite file is new; PostgreSQL's database is at head already
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0001")
+        conn.execute(
+            text(
+                "INSERT INTO documents (id, namespace, doc_key, content_hash, text, metadata, observed_at, created_at)"
+                " VALUES ('d1', 'n', 'k1', 'h', 'kept', '{}', '2025-01-01 00:00:00', '2025-01-01 00:00:00')"
+            )
+        )
+    assert current_revision(engine) == "0001" and "ix_documents_namespace_observed_at" not in indexes()
+    assert upgrade(engine) == head_revision() == "0002"
+    assert "ix_documents_namespace_observed_at" in indexes()
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT text FROM documents WHERE id = 'd1'")).scalar_one() == "kept"
+        conn.execute(text("DELETE FROM documents WHERE id = 'd1'"))
+    engine.dispose()
+
+
 @pytest.mark.postgres
 def test_migrations_postgres_behind_says_so(postgres_server_url: str) -> None:
     from sqlalchemy import text
