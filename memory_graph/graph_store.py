@@ -1311,13 +1311,12 @@ class GraphStore:
         params |= {"until": until} if until is not None else {}
         for i, seed in enumerate(seeds):
             params[f"t{i}"], params[f"u{i}"] = seed.observed_at, seed.observed_at + gap
-            # A seed without a write time ties with nothing: nothing was written after the end of time.
-            params[f"c{i}"] = seed.created_at or datetime.max.replace(tzinfo=UTC)
         statement = _turns_after(len(seeds), since is not None, until is not None)
-        rows = []
+        rows, seen = [], set()
         with self._read("reading conversation turns") as conn:
             for r in conn.execute(statement, params):
-                if r.observed_at is not None and speaker_of(r.meta or {}):
+                if r.id not in seen and r.observed_at is not None and speaker_of(r.meta or {}):
+                    seen.add(r.id)
                     rows.append((r.observed_at, r.created_at, r.id))
         return [
             [
@@ -1839,34 +1838,33 @@ _LAST_CHUNK_ENTITIES = (
 
 @cache
 def _turns_after(windows: int, since: bool, until: bool) -> Any:
-    """The memories of a namespace observed inside any of ``windows`` time windows (``t{i}`` <
-    observed_at <= ``u{i}``, or observed at ``t{i}`` and written after ``c{i}``), and after
-    ``since`` / before ``until`` when those are bound, each as its first chunk, in time order and
-    then in the order written. Built once per shape."""
-    query = (
-        select(Chunk.id, Document.observed_at, Document.created_at, Document.meta.label("meta"))
-        .join(Document, Document.id == Chunk.document_id)
-        .where(
-            Document.namespace == bindparam("ns"),
-            Chunk.ordinal == 0,
-            Document.deleted_at.is_(None),
-            or_(
-                *(
-                    or_(
-                        and_(Document.observed_at > bindparam(f"t{i}"), Document.observed_at <= bindparam(f"u{i}")),
-                        and_(Document.observed_at == bindparam(f"t{i}"), Document.created_at > bindparam(f"c{i}")),
-                    )
-                    for i in range(windows)
-                )
-            ),
+    """The memories of a namespace observed inside any of ``windows`` time windows (``t{i}`` <=
+    observed_at <= ``u{i}``), and after ``since`` / before ``until`` when those are bound, each as
+    its first chunk, in time order and then in the order written; a memory inside two windows
+    comes twice. One index range scan of ``(namespace, observed_at)`` per window: as one OR of
+    the windows, SQLite read every memory of the namespace (55 ms for 50,000 turns, against
+    well under 1 ms). Built once per shape."""
+
+    def window(i: int) -> Any:
+        query = (
+            select(Chunk.id, Document.observed_at, Document.created_at, Document.meta.label("meta"))
+            .join(Chunk, Chunk.document_id == Document.id)
+            .where(
+                Document.namespace == bindparam("ns"),
+                Document.observed_at >= bindparam(f"t{i}"),
+                Document.observed_at <= bindparam(f"u{i}"),
+                Document.deleted_at.is_(None),
+                Chunk.ordinal == 0,
+            )
         )
-        .order_by(Document.observed_at, Document.created_at, Chunk.id)
-    )
-    if since:
-        query = query.where(Document.observed_at >= bindparam("since"))
-    if until:
-        query = query.where(Document.observed_at < bindparam("until"))
-    return query
+        if since:
+            query = query.where(Document.observed_at >= bindparam("since"))
+        if until:
+            query = query.where(Document.observed_at < bindparam("until"))
+        return query
+
+    turns = union_all(*(window(i) for i in range(windows))).subquery()
+    return select(turns).order_by(turns.c.observed_at, turns.c.created_at, turns.c.id)
 
 
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:

@@ -192,6 +192,36 @@ def test_graph_store_turn_before(graph: GraphStore) -> None:
     assert graph.turn_before("other", T0 + 4 * minute, gap=gap) == ("Cy", named)
 
 
+def test_graph_store_conversation_reads_scan_index_ranges(tmp_path) -> None:
+    """``turn_before`` (every ``add`` of a turn) and ``turns_after`` (searches) read ranges of the
+    ``(namespace, observed_at)`` index, not every memory of the namespace: as an OR of the
+    windows, ``turns_after`` took 55 ms in a namespace of 50,000 turns. SQLite's query plans; the
+    index comes from the migrations, so PostgreSQL has it too."""
+    from sqlalchemy import event
+
+    graph = GraphStore.from_url(f"sqlite:///{tmp_path / 'plans.db'}", auto_upgrade=True)
+    graph.write_documents([said(f"t{i}", f"Alice works at Acme, turn {i}.", "Ann", i) for i in range(3)])
+    seeds = list(graph.chunks(["t0-c0", "t1-c0"]).values())
+    statements: list[tuple[str, tuple]] = []
+    event.listen(
+        graph.engine, "before_cursor_execute", lambda c, cur, sql, params, *a: statements.append((sql, params))
+    )
+    assert graph.turns_after("n", seeds, span=2, gap=timedelta(minutes=30)) == [["t1-c0", "t2-c0"], ["t2-c0"]]
+    assert graph.turn_before("n", T0 + timedelta(minutes=2), gap=timedelta(minutes=30), besides="t2")[0] == "Ann"
+    with graph.engine.connect() as conn:
+        plans = [
+            [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+            for sql, params in statements
+            if "observed_at" in sql and not sql.lstrip().upper().startswith("EXPLAIN")
+        ]
+    graph.close()
+    assert len(plans) == 2
+    ranged = "SEARCH documents USING INDEX ix_documents_namespace_observed_at (namespace=? AND observed_at>? AND observed_at<?)"
+    for plan in plans:
+        scans = [step for step in plan if "documents" in step and step.startswith(("SEARCH", "SCAN"))]
+        assert scans and all(step == ranged for step in scans), plan
+
+
 def test_graph_store_turns_of_one_time_follow_in_the_order_written(graph: GraphStore) -> None:
     """A session stamped with one time: its turns follow one another in the order they were
     given, across batches, and before the turns observed later."""
