@@ -695,6 +695,8 @@ class GraphStore:
         """Delete chunks and everything derived from them, keeping graph counts true."""
         if not chunk_ids:
             return
+        entities: set[int] = set()  # whose mentions, and relations whose evidence, are counted down
+        relations: set[int] = set()
         for batch in _batches(chunk_ids):
             mention_counts = conn.execute(
                 select(Mention.entity_id, func.count()).where(Mention.chunk_id.in_(batch)).group_by(Mention.entity_id)
@@ -709,6 +711,8 @@ class GraphStore:
                 .where(Mention.chunk_id.in_(batch))
                 .group_by(Mention.entity_id, Mention.text)
             ).all()
+            entities.update(eid for eid, _ in mention_counts)
+            relations.update(rid for rid, _ in evidence_counts)
             conn.execute(delete(RelationEvidence).where(RelationEvidence.chunk_id.in_(batch)))
             conn.execute(delete(Mention).where(Mention.chunk_id.in_(batch)))
             if mention_counts:
@@ -739,22 +743,31 @@ class GraphStore:
                 )
             conn.execute(delete(Chunk).where(Chunk.id.in_(batch)))
         # Whatever lost its last evidence goes: relations first, then entities nobody mentions.
-        conn.execute(
-            delete(RelationEvidence).where(
-                RelationEvidence.relation_id.in_(select(Relation.id).where(Relation.count <= 0))
+        # Only what this removal counted down can have (the counts were true before it), so only
+        # that is looked at: a scan of every relation and entity took 0.2 s per deleted document
+        # in a store of 100,000 relations.
+        for batch in _batches(sorted(relations)):
+            gone = and_(Relation.id.in_(batch), Relation.count <= 0)
+            conn.execute(
+                delete(RelationEvidence).where(RelationEvidence.relation_id.in_(select(Relation.id).where(gone)))
             )
-        )
-        conn.execute(delete(Relation).where(Relation.count <= 0))
-        conn.execute(delete(EntityAlias).where(EntityAlias.count <= 0))
-        self._delete_unmentioned_entities(conn)
+            conn.execute(delete(Relation).where(gone))
+        for batch in _batches(sorted(entities)):
+            conn.execute(delete(EntityAlias).where(EntityAlias.entity_id.in_(batch), EntityAlias.count <= 0))
+            self._delete_unmentioned_entities(conn, among=batch)
 
-    def _delete_unmentioned_entities(self, conn: Connection) -> int:
-        orphans = select(Entity.id).where(Entity.mention_count <= 0)
+    def _delete_unmentioned_entities(self, conn: Connection, *, among: Sequence[int] | None = None) -> int:
+        """Delete the entities nobody mentions (those of ``among`` only, when given), with their
+        aliases and relations; returns how many."""
+        unmentioned = (
+            Entity.mention_count <= 0 if among is None else and_(Entity.id.in_(among), Entity.mention_count <= 0)
+        )
+        orphans = select(Entity.id).where(unmentioned)
         conn.execute(delete(EntityAlias).where(EntityAlias.entity_id.in_(orphans)))
         doomed = select(Relation.id).where(Relation.source_id.in_(orphans) | Relation.target_id.in_(orphans))
         conn.execute(delete(RelationEvidence).where(RelationEvidence.relation_id.in_(doomed)))
         conn.execute(delete(Relation).where(Relation.source_id.in_(orphans) | Relation.target_id.in_(orphans)))
-        return conn.execute(delete(Entity).where(Entity.mention_count <= 0)).rowcount or 0
+        return conn.execute(delete(Entity).where(unmentioned)).rowcount or 0
 
     def mark_indexed(self, chunk_ids: Sequence[str]) -> None:
         """Record that the vectors of these chunks are confirmed written."""

@@ -132,8 +132,8 @@ class EntityMerge(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     namespace: Mapped[str] = mapped_column(String(255), index=True)
-    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
-    into_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"))
+    entity_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"), index=True)
+    into_id: Mapped[int] = mapped_column(ForeignKey("entities.id", ondelete="CASCADE"), index=True)
     reason: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(Timestamp())
     undone_at: Mapped[datetime | None] = mapped_column(Timestamp())
@@ -215,6 +215,8 @@ class Relation(Base):
     __table_args__ = (
         UniqueConstraint("namespace", "source_id", "predicate", "target_id"),
         Index("ix_relations_target_id", "target_id"),
+        # Deleting an entity checks its relations by either end: without it, a scan of them all.
+        Index("ix_relations_source_id", "source_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

@@ -56,6 +56,33 @@ def test_graph_store_counts_accumulate_and_unwind(graph: GraphStore) -> None:
     assert not any(graph.graph_problems().values())
 
 
+def test_graph_store_delete_reads_by_index(tmp_path) -> None:
+    """Deleting documents looks only at the rows they counted down, by index: scanning every
+    relation and every merge for each entity removed took 0.2 s per document in a store of
+    100,000 relations. SQLite's query plans (the indexes come from the migrations)."""
+    from sqlalchemy import event
+
+    graph = GraphStore.from_url(f"sqlite:///{tmp_path / 'plans.db'}", auto_upgrade=True)
+    graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Alice works at Acme, still.")])
+    statements: list[tuple[str, tuple]] = []
+    event.listen(
+        graph.engine, "before_cursor_execute", lambda c, cur, sql, params, *a: statements.append((sql, params))
+    )
+    graph.delete_document("d2")
+    graph.delete_document("d1")
+    assert graph.stats("n") == {"documents": 0, "chunks": 0, "entities": 0, "relations": 0, "mentions": 0}
+    with graph.engine.connect() as conn:
+        scans = {
+            step
+            for sql, params in statements
+            if sql.lstrip().upper().startswith("DELETE")
+            for (*_, step) in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+            if step.startswith("SCAN") and "VIRTUAL TABLE" not in step and "CONSTANT" not in step
+        }
+    graph.close()
+    assert len(statements) > 10 and scans == set()
+
+
 def test_graph_store_replacing_a_document_keeps_counts_true(graph: GraphStore) -> None:
     graph.write_documents([doc("d1", "Alice works at Acme.", key="k")])
     result = graph.write_documents([doc("d1", "Alice still works at Acme.", key="k")])
