@@ -51,7 +51,7 @@ class OneCoreFewer:
     """The embedder, run as MemoryManager's search runs it: in a worker thread with one torch
     thread fewer than the default (the search's own thread needs that core for the other
     signals). Plain Chroma embedding this way shows what that costs before any graph work, the
-    floor of the p95 ratio on the machine at hand: near 1 where cores are to spare, 1.0 to 1.3
+    floor of the p95 ratio on the machine at hand: near 1 where cores are to spare, 1.0 to 1.4
     in our runs on two (it depends on how busy the other core is)."""
 
     def __init__(self, embedder: Callable[[Sequence[str]], np.ndarray]) -> None:
