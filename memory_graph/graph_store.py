@@ -846,7 +846,7 @@ class GraphStore:
             return out
         with self._read("reading chunks") as conn:
             for batch in _batches(list(dict.fromkeys(chunk_ids))):
-                for r in conn.execute(_CHUNKS, {"ids": batch}):
+                for r in conn.execute(_CHUNKS, {"ids": batch}).all():
                     out[r.id] = ChunkRow(
                         r.id,
                         r.document_id,
@@ -932,7 +932,7 @@ class GraphStore:
                 " WHERE c.tsv @@ q AND c.namespace = :ns" + time_filter + " ORDER BY score DESC LIMIT :limit"
             )
         with self._read("keyword search") as conn:
-            return [(r.id, float(r.score)) for r in conn.execute(text(sql), params)]
+            return [(r.id, float(r.score)) for r in conn.execute(text(sql), params).all()]
 
     def chunk_entities(self, chunk_ids: Sequence[str]) -> dict[str, list[EntityRef]]:
         """The (canonical) entities mentioned in each chunk (one query)."""
@@ -942,7 +942,7 @@ class GraphStore:
         refs: dict[int, EntityRef] = {}  # one per entity: most entities recur across the chunks
         with self._read("reading chunk entities") as conn:
             for batch in _batches(list(chunk_ids)):
-                for chunk_id, eid, name, label, _ in conn.execute(_CHUNK_ENTITIES, {"ids": batch}):
+                for chunk_id, eid, name, label, _ in conn.execute(_CHUNK_ENTITIES, {"ids": batch}).all():
                     if (ref := refs.get(eid)) is None:
                         ref = refs[eid] = EntityRef(eid, name, label)
                     out[chunk_id].append(ref)
@@ -957,7 +957,7 @@ class GraphStore:
         seen: set[tuple[str, int]] = set()
         with self._read("reading chunk relations") as conn:
             for batch in _batches(list(chunk_ids)):
-                for row in conn.execute(_CHUNK_RELATIONS, {"ids": batch}):
+                for row in conn.execute(_CHUNK_RELATIONS, {"ids": batch}).all():
                     chunk_id, sentence, rid, predicate, confidence, sid, sname, slabel, tid, tname, tlabel = row
                     if (chunk_id, rid) in seen:
                         continue
@@ -992,7 +992,7 @@ class GraphStore:
         out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         with self._read("looking up entities") as conn:
             for batch in _batches(keys):
-                for row in conn.execute(_MATCH_KEYS, {"ns": namespace, "keys": batch}):
+                for row in conn.execute(_MATCH_KEYS, {"ns": namespace, "keys": batch}).all():
                     out[row.k].append(_entity_dict(row))
         return out
 
@@ -1080,7 +1080,7 @@ class GraphStore:
         ids = list(dict.fromkeys(entity_ids))
         out = {i: MemberRows([], []) for i in ids}
         for batch in _batches(ids):
-            for r in conn.execute(_MEMBERS, {"ids": batch}):
+            for r in conn.execute(_MEMBERS, {"ids": batch}).all():
                 row = MemberRow(r.id, r.merged_into, r.namespace, r.key, int(r.mention_count))
                 (out[r.given].same_name if r.kind == 0 else out[r.given].merged).append(row)
         return out
@@ -1186,7 +1186,7 @@ class GraphStore:
             query = _entity_chunks_query(salient, since is not None, until is not None)
             for batch in _batches(list(members)):
                 params = {"ns": namespace, "ids": batch, "since": since, "until": until}
-                for r in conn.execute(query, params):
+                for r in conn.execute(query, params).all():
                     scores[r.chunk_id] += weights[members[r.entity_id]] * float(r.n)
         return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
 
@@ -1261,7 +1261,7 @@ class GraphStore:
         query = _evidence_query(since is not None, until is not None)
         params = {"ids": list(dict.fromkeys(relation_ids)), "limit": limit, "since": since, "until": until}
         with self._read("reading relation evidence") as conn:
-            return [(r.chunk_id, r.relation_id) for r in conn.execute(query, params)]
+            return [(r.chunk_id, r.relation_id) for r in conn.execute(query, params).all()]
 
     def chunk_mentions(self, chunk_ids: Sequence[str], *, labels: Iterable[str]) -> dict[str, list[tuple[int, bool]]]:
         """``chunk_id -> [(canonical entity id, in first sentence)]`` for these chunks, of the
@@ -1271,7 +1271,7 @@ class GraphStore:
             return out
         params = {"ids": list(chunk_ids), "labels": sorted(labels)}
         with self._read("reading chunk mentions") as conn:
-            for r in conn.execute(_CHUNK_MENTIONS, params):
+            for r in conn.execute(_CHUNK_MENTIONS, params).all():
                 out[r.chunk_id].append((int(r.eid), bool(r.first)))
         return out
 
