@@ -1711,8 +1711,11 @@ def keyword_terms(query: str, *, max_terms: int = 32) -> list[str]:
     return list(dict.fromkeys(terms or words))[:max_terms]
 
 
+SQLITE_MMAP_BYTES = 1 << 30  # of an SQLite store, read through a memory map (the rest with read())
+
+
 def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and memory-mapped reads.
 
     Raises:
         ConfigError: the URL is malformed or names a driver that is not installed.
@@ -1739,6 +1742,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Pages read through a memory map rather than a read() call each: a search reads a few
+    # hundred scattered rows (its hits' entities and relations). The map is address space, not
+    # memory: the pages are the OS's file cache. HotpotQA store (116 MB), k=20: search p50/p95
+    # 27.4/38.7 against 29.0/40.7 ms, interleaved.
+    cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     cursor.close()
 
 

@@ -9,7 +9,14 @@ import pytest
 
 from memory_graph import ConfigError, GraphStore, GraphStoreError
 from memory_graph.extraction import ExtractedEntity, ExtractedRelation, Extraction
-from memory_graph.graph_store import ChunkWrite, DocumentWrite, create_store_engine, group_members, keyword_terms
+from memory_graph.graph_store import (
+    SQLITE_MMAP_BYTES,
+    ChunkWrite,
+    DocumentWrite,
+    create_store_engine,
+    group_members,
+    keyword_terms,
+)
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -318,6 +325,15 @@ def test_graph_store_repair_recomputes_counts(graph: GraphStore) -> None:
 def test_graph_store_keyword_terms() -> None:
     assert keyword_terms("Where does Alice work?") == ["alice", "work"]
     assert keyword_terms("the") == ["the"]
+
+
+def test_graph_store_sqlite_connections_read_through_a_memory_map(tmp_path) -> None:
+    graph = GraphStore.from_url(f"sqlite:///{tmp_path / 'm.db'}", auto_upgrade=True)
+    graph.write_documents([doc("d1", "Alice works at Acme.")])
+    with graph.reading() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == SQLITE_MMAP_BYTES
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert graph.chunk_relations(["d1-c0"])["d1-c0"][0].predicate == "work at"
 
 
 @pytest.mark.parametrize("url", ["nonsense", "mysql+nodriver://x/y", "sqlite+pysqlite:///"[:-1] + "x:y"])
