@@ -126,7 +126,7 @@ def vector_hits_with_context(mm: MemoryManager, namespace: str) -> Search:
         found = [cid for cid, _ in mm.vectors.query(mm.vectors.embed([query])[0], namespace=None, k=k)]
         with mm.graph.reading():
             rows = mm.graph.chunks(found)
-            mm.graph.chunk_entities(found), mm.graph.chunk_relations(found)
+            mm.graph.chunk_context(found)
         return list(dict.fromkeys(rows[cid].external_id for cid in found if rows[cid].namespace == namespace))
 
     return search

@@ -89,12 +89,21 @@ _NAMESPACE_CHUNKS = select(
         select(Chunk.id).where(Chunk.namespace > bindparam("ns")).exists(),
     ),
 )
+# The entities the chunks ``:ids`` mention, each row its own and the canonical one it stands for
+# (through any merge), in the order of their first mention in each chunk.
 _CHUNK_ENTITIES = (
-    select(Mention.chunk_id, _CANON.c.id, _CANON.c.name, _CANON.c.label, func.min(Mention.start).label("pos"))
+    select(
+        Mention.chunk_id,
+        Mention.entity_id,
+        _CANON.c.id,
+        _CANON.c.name,
+        _CANON.c.label,
+        func.min(Mention.start).label("pos"),
+    )
     .join(Entity, Entity.id == Mention.entity_id)
     .join(_CANON, _CANON.c.id == func.coalesce(Entity.merged_into, Entity.id))
     .where(Mention.chunk_id.in_(_IDS))
-    .group_by(Mention.chunk_id, _CANON.c.id, _CANON.c.name, _CANON.c.label)
+    .group_by(Mention.chunk_id, Mention.entity_id, _CANON.c.id, _CANON.c.name, _CANON.c.label)
     .order_by(Mention.chunk_id, "pos")
 )
 # A relation's two ends as canonical entities (through any merge): the columns, and the joins
@@ -118,19 +127,27 @@ def _join_ends(query: Any) -> Any:
     )
 
 
+# The relations the chunks ``:ids`` are evidence for, their ends as stored: the chunks mention
+# them, so :data:`_CHUNK_ENTITIES` has read their canonical entities already.
 _CHUNK_RELATIONS = (
-    _join_ends(
-        select(
-            RelationEvidence.chunk_id,
-            RelationEvidence.sentence,
-            Relation.id,
-            Relation.predicate,
-            Relation.confidence,
-            *_ENDS,
-        ).join(Relation, Relation.id == RelationEvidence.relation_id)
+    select(
+        RelationEvidence.chunk_id,
+        RelationEvidence.sentence,
+        Relation.id,
+        Relation.predicate,
+        Relation.confidence,
+        Relation.source_id,
+        Relation.target_id,
     )
+    .join(Relation, Relation.id == RelationEvidence.relation_id)
     .where(RelationEvidence.chunk_id.in_(_IDS))
     .order_by(RelationEvidence.chunk_id, RelationEvidence.start, Relation.confidence.desc(), Relation.id)
+)
+# Entity rows by id with the canonical entity each stands for.
+_CANONICAL_OF = (
+    select(Entity.id, _CANON.c.id, _CANON.c.name, _CANON.c.label)
+    .join(_CANON, _CANON.c.id == func.coalesce(Entity.merged_into, Entity.id))
+    .where(Entity.id.in_(_IDS))
 )
 _KEYS = bindparam("keys", expanding=True)
 _MATCHED = union(
@@ -934,40 +951,44 @@ class GraphStore:
         with self._read("keyword search") as conn:
             return [(r.id, float(r.score)) for r in conn.execute(text(sql), params).all()]
 
-    def chunk_entities(self, chunk_ids: Sequence[str]) -> dict[str, list[EntityRef]]:
-        """The (canonical) entities mentioned in each chunk (one query)."""
-        out: dict[str, list[EntityRef]] = defaultdict(list)
+    def chunk_context(
+        self, chunk_ids: Sequence[str]
+    ) -> tuple[dict[str, list[EntityRef]], dict[str, list[RelationRef]]]:
+        """What each chunk holds of the graph: the (canonical) entities it mentions, in the order
+        of their first mention, and the relations it is evidence for, with that evidence. Two
+        queries per batch of chunks: the relations' ends are among the entities the chunk
+        mentions, read by the first (a third query reads any that is not)."""
+        entities: dict[str, list[EntityRef]] = defaultdict(list)
+        relations: dict[str, list[RelationRef]] = defaultdict(list)
         if not chunk_ids:
-            return out
-        refs: dict[int, EntityRef] = {}  # one per entity: most entities recur across the chunks
-        with self._read("reading chunk entities") as conn:
-            for batch in _batches(list(chunk_ids)):
-                for chunk_id, eid, name, label, _ in conn.execute(_CHUNK_ENTITIES, {"ids": batch}).all():
+            return entities, relations
+        refs: dict[int, EntityRef] = {}  # one per canonical entity: most recur across the chunks
+        of_row: dict[int, EntityRef] = {}  # entity row -> its canonical entity
+        listed: set[tuple[str, int]] = set()
+        evidence: list[Any] = []
+        with self._read("reading chunk context") as conn:
+            for batch in _batches(list(dict.fromkeys(chunk_ids))):
+                for chunk_id, row_id, eid, name, label, _ in conn.execute(_CHUNK_ENTITIES, {"ids": batch}).all():
                     if (ref := refs.get(eid)) is None:
                         ref = refs[eid] = EntityRef(eid, name, label)
-                    out[chunk_id].append(ref)
-        return out
-
-    def chunk_relations(self, chunk_ids: Sequence[str]) -> dict[str, list[RelationRef]]:
-        """The relations each chunk is evidence for, with that evidence (one query)."""
-        out: dict[str, list[RelationRef]] = defaultdict(list)
-        if not chunk_ids:
-            return out
-        refs: dict[int, EntityRef] = {}  # one per entity: an entity ends many relations
+                    of_row[row_id] = ref
+                    if (chunk_id, eid) not in listed:  # merged rows: their canonical entity once
+                        listed.add((chunk_id, eid))
+                        entities[chunk_id].append(ref)
+                evidence += conn.execute(_CHUNK_RELATIONS, {"ids": batch}).all()
+            unread = list({end for row in evidence for end in (row.source_id, row.target_id)} - of_row.keys())
+            for batch in _batches(unread):
+                for row_id, eid, name, label in conn.execute(_CANONICAL_OF, {"ids": batch}).all():
+                    of_row[row_id] = refs.setdefault(eid, EntityRef(eid, name, label))
         seen: set[tuple[str, int]] = set()
-        with self._read("reading chunk relations") as conn:
-            for batch in _batches(list(chunk_ids)):
-                for row in conn.execute(_CHUNK_RELATIONS, {"ids": batch}).all():
-                    chunk_id, sentence, rid, predicate, confidence, sid, sname, slabel, tid, tname, tlabel = row
-                    if (chunk_id, rid) in seen:
-                        continue
-                    seen.add((chunk_id, rid))
-                    if (source := refs.get(sid)) is None:
-                        source = refs[sid] = EntityRef(sid, sname, slabel)
-                    if (target := refs.get(tid)) is None:
-                        target = refs[tid] = EntityRef(tid, tname, tlabel)
-                    out[chunk_id].append(RelationRef(rid, source, predicate, target, sentence, float(confidence)))
-        return out
+        for chunk_id, sentence, rid, predicate, confidence, source_id, target_id in evidence:
+            if (chunk_id, rid) not in seen:  # one relation, two sentences of the chunk: the first
+                seen.add((chunk_id, rid))
+                relation = RelationRef(
+                    rid, of_row[source_id], predicate, of_row[target_id], sentence, float(confidence)
+                )
+                relations[chunk_id].append(relation)
+        return entities, relations
 
     def find_entities(self, namespace: str, keys: Iterable[str]) -> list[dict[str, Any]]:
         """Entities whose key or an alias key is among ``keys``, most mentioned first."""

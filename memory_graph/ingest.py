@@ -322,8 +322,7 @@ def build_records(
 ) -> list[MemoryRecord]:
     """MemoryRecords with the stored entities and relations (two batched queries)."""
     all_chunks = [cid for r in results for cid in r.chunk_ids]
-    entities = graph.chunk_entities(all_chunks)
-    relations = graph.chunk_relations(all_chunks)
+    entities, relations = graph.chunk_context(all_chunks)
     by_id = {w.id: w for w in writes}
     records = []
     for result in results:

@@ -344,8 +344,7 @@ class MemoryManager:
         row = self.graph.document(document_id)
         if row is None or row.deleted:
             raise DocumentNotFoundError(document_id)
-        entities = self.graph.chunk_entities(row.chunk_ids)
-        relations = self.graph.chunk_relations(row.chunk_ids)
+        entities, relations = self.graph.chunk_context(row.chunk_ids)
         return MemoryRecord(
             document_id=row.id,
             external_id=row.external_id,

@@ -124,11 +124,11 @@ class _HitContext:
         return {cid: self.rows[cid] for cid in chunk_ids if cid in self.rows}
 
     def read(self, chunk_ids: list[str]) -> None:
-        """Rows, entities and relations of ``chunk_ids`` (three batched queries for those not read)."""
+        """Rows, entities and relations of ``chunk_ids`` (three queries for those not read)."""
         self.read_rows(chunk_ids)
         missing = [cid for cid in chunk_ids if cid not in self.entities]
         if missing:
-            entities, relations = self.graph.chunk_entities(missing), self.graph.chunk_relations(missing)
+            entities, relations = self.graph.chunk_context(missing)
             for cid in missing:
                 self.entities[cid], self.relations[cid] = entities.get(cid, []), relations.get(cid, [])
 

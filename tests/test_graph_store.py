@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import delete
 
 from memory_graph import ConfigError, GraphStore, GraphStoreError
 from memory_graph.extraction import ExtractedEntity, ExtractedRelation, Extraction
@@ -17,6 +18,7 @@ from memory_graph.graph_store import (
     group_members,
     keyword_terms,
 )
+from memory_graph.schema import Mention
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -274,12 +276,38 @@ def test_graph_store_turns_of_one_time_follow_in_the_order_written(graph: GraphS
 
 def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:
     graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Alice works at Acme too.")])
-    entities = graph.chunk_entities(["d1-c0", "d2-c0", "missing"])
-    relations = graph.chunk_relations(["d1-c0", "d2-c0"])
+    entities, relations = graph.chunk_context(["d1-c0", "d2-c0", "missing"])
     assert [e.name for e in entities["d1-c0"]] == ["Alice", "Acme"]
     assert relations["d2-c0"][0].evidence == "Alice works at Acme too."
     assert relations["d1-c0"][0].id == relations["d2-c0"][0].id
     assert "missing" not in entities
+
+
+def test_graph_store_chunk_context_names_merged_entities_once_by_their_canonical_name(graph: GraphStore) -> None:
+    text = "Alice met Al at Acme."
+    ents = [entity("Alice", "PERSON", 0), entity("Al", "PERSON", 10), entity("Acme", "ORG", 16)]
+    rel = ExtractedRelation(1, "meet at", 2, "prep", 0.8, text, 0, len(text))
+    chunk = ChunkWrite("d1-c0", 0, 0, len(text), text, "h", Extraction(ents, [rel]))
+    graph.write_documents([DocumentWrite("d1", "n", "d1", None, None, text, "h", {}, T0, [chunk])])
+    alice, al = (graph.find_entities("n", [key])[0]["id"] for key in ("alice", "al"))
+    merge = graph.merge_entities(al, alice, reason="test")
+    entities, relations = graph.chunk_context(["d1-c0"])
+    assert [e.name for e in entities["d1-c0"]] == ["Alice", "Acme"]
+    assert [(r.source.id, r.target.name) for r in relations["d1-c0"]] == [(alice, "Acme")]
+    graph.undo_merge(merge)
+    entities, relations = graph.chunk_context(["d1-c0"])
+    assert [e.name for e in entities["d1-c0"]] == ["Alice", "Al", "Acme"]
+    assert relations["d1-c0"][0].source.name == "Al"
+
+
+def test_graph_store_chunk_context_reads_relation_ends_the_chunk_does_not_mention(graph: GraphStore) -> None:
+    graph.write_documents([doc("d1", "Alice works at Acme.")])
+    # No write leaves a relation's end unmentioned in its evidence chunk: delete the mention.
+    with graph.engine.begin() as conn:
+        conn.execute(delete(Mention).where(Mention.text == "Acme"))
+    entities, relations = graph.chunk_context(["d1-c0"])
+    assert [e.name for e in entities["d1-c0"]] == ["Alice"]
+    assert [(r.source.name, r.predicate, r.target.name) for r in relations["d1-c0"]] == [("Alice", "work at", "Acme")]
 
 
 def test_graph_store_entity_members_from_rows_read_for_more_entities(graph: GraphStore) -> None:
@@ -333,7 +361,7 @@ def test_graph_store_sqlite_connections_read_through_a_memory_map(tmp_path) -> N
     with graph.reading() as conn:
         assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == SQLITE_MMAP_BYTES
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert graph.chunk_relations(["d1-c0"])["d1-c0"][0].predicate == "work at"
+        assert graph.chunk_context(["d1-c0"])[1]["d1-c0"][0].predicate == "work at"
 
 
 @pytest.mark.parametrize("url", ["nonsense", "mysql+nodriver://x/y", "sqlite+pysqlite:///"[:-1] + "x:y"])
