@@ -99,9 +99,10 @@ def bench_manager(rows: list[dict], queries: list[str], embedder, workdir: Path,
         mm.add_many(rows, namespace="bench", batch_size=batch)
         ingest_s = time.perf_counter() - start
         latencies: dict[str, list[float]] = {"search": [], "hit context": []}
+        hit_context = vector_hits_with_context(mm, "bench")
         for name, search in (
             ("search", lambda q: mm.search(q, namespace="bench", k=k)),
-            ("hit context", lambda q: vector_hits_with_context(mm, "bench")(q, k)),
+            ("hit context", lambda q: hit_context(q, k)),
         ):
             for q in queries:
                 t = time.perf_counter()

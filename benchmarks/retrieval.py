@@ -3,8 +3,8 @@
 All systems index the same 4,858 paragraphs (``title. text``) and answer the same questions in
 one run: plain Chroma (same embedder), BM25 (SQLite FTS5), their reciprocal-rank-fusion hybrid,
 and MemoryManager; also Chroma's hits read with the entities and relations every ``MemoryHit``
-carries, which shows what that contract alone costs. Reported: recall@5/10/20 (share of the 2 gold paragraphs found), full@5/10/20
-(both found), MRR, and search latency p50/p95.
+carries, which shows what that contract alone costs. Reported: recall@5/10/20 (share of the 2
+gold paragraphs found), full@5/10/20 (both found), MRR, and search latency p50/p95.
 
     python benchmarks/retrieval.py [--questions 500] [--data-dir DIR]
 
