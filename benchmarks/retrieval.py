@@ -127,7 +127,9 @@ def vector_hits_with_context(mm: MemoryManager, namespace: str) -> Search:
         with mm.graph.reading():
             rows = mm.graph.chunks(found)
             mm.graph.chunk_context(found)
-        return list(dict.fromkeys(rows[cid].external_id for cid in found if rows[cid].namespace == namespace))
+        return list(
+            dict.fromkeys(row.external_id for cid in found if (row := rows.get(cid)) and row.namespace == namespace)
+        )
 
     return search
 
