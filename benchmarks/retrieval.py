@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from memory_graph import MemoryManager, Settings, VectorStore  # noqa: E402
-from memory_graph.graph_store import keyword_terms  # noqa: E402
-from memory_graph.retrieval import _one_core_fewer  # noqa: E402
+from memory_graph.retrieval.reads import keyword_terms  # noqa: E402
+from memory_graph.retrieval.searcher import one_core_fewer  # noqa: E402
 from memory_graph.vector_store import SentenceTransformerEmbedder, make_chroma_client  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "hotpotqa_dev500"
@@ -52,8 +52,8 @@ class OneCoreFewer:
     """The embedder, run as MemoryManager's search runs it: in a worker thread with one torch
     thread fewer than the default (the search's own thread needs that core for the other
     signals). Plain Chroma embedding this way shows what that costs before any graph work, the
-    floor of the p95 ratio on the machine at hand: near 1 where cores are to spare, 1.0 to 1.4
-    in our runs on two (it depends on how busy the other core is)."""
+    floor of the p95 ratio on the machine at hand: near 1 where cores are to spare, higher on two
+    (how much depends on how busy the other core is; docs/performance.md)."""
 
     def __init__(self, embedder: Callable[[Sequence[str]], np.ndarray]) -> None:
         self.embedder = embedder
@@ -66,7 +66,7 @@ class OneCoreFewer:
 def _take_one_core_fewer() -> None:
     import torch
 
-    _one_core_fewer(torch)
+    one_core_fewer(torch)
 
 
 class PlainChroma:
@@ -118,8 +118,9 @@ def rrf(*systems: Search, depth: int = 40) -> Search:
 def vector_hits_with_context(mm: MemoryManager, namespace: str) -> Search:
     """Chroma's nearest chunks of MemoryManager's own index, each read with what a ``MemoryHit``
     carries (its row, entities and relations: three batched queries), and no other signal. The
-    least a search returning DESIGN's hits costs: over plain Chroma's p95, the part of the ratio
-    that no signal pays for. The embedding gets every core, as plain Chroma's does."""
+    least a search returning the hits of the public API (docs/architecture.md) costs: over plain
+    Chroma's p95, the part of the ratio that no signal pays for. The embedding gets every core,
+    as plain Chroma's does."""
 
     def search(query: str, k: int) -> list[str]:
         # Unfiltered, as MemoryManager asks Chroma when the namespace is alone in the store.

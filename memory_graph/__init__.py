@@ -1,21 +1,14 @@
 """memory_graph: entity-aware knowledge-graph memory for LLM applications.
 
 >>> from memory_graph import MemoryManager, Settings
+
+The analysis helpers (networkx, pandas, matplotlib) load when first used, so importing the
+package does not import them.
 """
 
-from memory_graph.analysis import (
-    duplicate_candidates,
-    entities_frame,
-    explanation_graph,
-    explanations_frame,
-    export_graph,
-    mention_timeline,
-    mentions_frame,
-    neighbourhood,
-    open_memory,
-    relations_frame,
-    to_networkx,
-)
+import importlib as _importlib
+import typing as _typing
+
 from memory_graph.config import Settings
 from memory_graph.errors import (
     ConfigError,
@@ -31,8 +24,6 @@ from memory_graph.errors import (
     VectorStoreError,
 )
 from memory_graph.extraction import Extractor, load_pipeline
-from memory_graph.graph_store import GraphStore
-from memory_graph.graph_view import draw_graph, graph_html, label_colors, write_graph_html
 from memory_graph.manager import MemoryManager
 from memory_graph.records import (
     ConsistencyReport,
@@ -41,13 +32,66 @@ from memory_graph.records import (
     MemoryHit,
     MemoryRecord,
     Mention,
+    Merge,
     RelationRef,
     Stats,
 )
 from memory_graph.retrieval import HitExplanation, SearchConfig
+from memory_graph.store import GraphStore
 from memory_graph.vector_store import VectorStore
 
+if _typing.TYPE_CHECKING:
+    from memory_graph.analysis import (
+        duplicate_candidates,
+        entities_frame,
+        explanation_graph,
+        explanations_frame,
+        export_graph,
+        mention_timeline,
+        mentions_frame,
+        neighbourhood,
+        open_memory,
+        relations_frame,
+        to_networkx,
+    )
+    from memory_graph.graph_view import draw_graph, graph_html, label_colors, write_graph_html
+
 __version__ = "0.1.0"
+
+# Names whose modules import networkx (and, when called, pandas or matplotlib): loaded on first use.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "duplicate_candidates",
+            "entities_frame",
+            "explanation_graph",
+            "explanations_frame",
+            "export_graph",
+            "mention_timeline",
+            "mentions_frame",
+            "neighbourhood",
+            "open_memory",
+            "relations_frame",
+            "to_networkx",
+        ),
+        "memory_graph.analysis",
+    ),
+    **dict.fromkeys(("draw_graph", "graph_html", "label_colors", "write_graph_html"), "memory_graph.graph_view"),
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memory_graph' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ConfigError",
@@ -67,6 +111,7 @@ __all__ = [
     "MemoryManager",
     "MemoryRecord",
     "Mention",
+    "Merge",
     "NotFoundError",
     "RelationRef",
     "SchemaOutOfDateError",

@@ -15,6 +15,7 @@ dependency; pandas comes with the ``notebooks`` extra.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -22,26 +23,31 @@ import weakref
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import networkx as nx
 
 from memory_graph.config import Settings
 from memory_graph.errors import ConfigError, EntityNotFoundError, InputError
-from memory_graph.extraction import normalize_key
 from memory_graph.files import read_memory_files
 from memory_graph.manager import MemoryManager
+from memory_graph.records import EntityRef
 from memory_graph.retrieval import signal_shares
+from memory_graph.retrieval.config import SIGNALS
+from memory_graph.vocabulary import normalize_key
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from memory_graph.retrieval import HitExplanation, SearchConfig
 
+#: The entity graph of a namespace: nodes are entity ids, edges relations keyed by relation id.
+EntityGraph: TypeAlias = "nx.MultiDiGraph[int]"
+
 #: Settings fields that name a store; with none of them set, :func:`open_memory` makes a temporary one.
 _STORE_FIELDS = frozenset({"data_dir", "database_url", "chroma_path", "chroma_host"})
-_SIGNALS = ("vector", "keyword", "entity", "graph")
-_SCORE_PARTS = (*_SIGNALS, "turn", "answer")  # the signals' shares, then HitExplanation.gains
+
+_SCORE_PARTS = (*SIGNALS, "turn", "answer")  # the signals' shares, then HitExplanation.gains
 _DUPLICATE_REASONS = ("same_key", "shared_alias", "short_name")
 
 
@@ -107,7 +113,7 @@ def open_memory(
 # -- graphs --------------------------------------------------------------------------------------
 
 
-def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> nx.MultiDiGraph:
+def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> EntityGraph:
     """The entity graph of one namespace (or of all, with ``namespace=None``).
 
     Nodes are entity ids with ``name``, ``label``, ``key``, ``namespace``, ``mentions`` (mention
@@ -123,29 +129,29 @@ def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> nx.MultiD
     Returns:
         A directed multigraph (two entities can be related by several predicates).
     """
-    graph = nx.MultiDiGraph(namespace=namespace or "")
+    graph: EntityGraph = nx.MultiDiGraph(namespace=namespace or "")
     for e in mm.graph.entity_rows(namespace):
         graph.add_node(
-            e["id"],
-            name=e["name"],
-            label=e["label"],
-            key=e["key"],
-            namespace=e["namespace"],
-            mentions=e["mention_count"],
-            first_seen=_iso(e["first_seen"]),
-            last_seen=_iso(e["last_seen"]),
+            e.id,
+            name=e.name,
+            label=e.label,
+            key=e.key,
+            namespace=e.namespace,
+            mentions=e.mention_count,
+            first_seen=_iso(e.first_seen),
+            last_seen=_iso(e.last_seen),
         )
     for r in mm.graph.relation_rows(namespace):
         graph.add_edge(
-            r["source_id"],
-            r["target_id"],
-            key=r["id"],
-            predicate=r["predicate"],
-            weight=r["count"],
-            confidence=r["confidence"],
-            evidence=r["evidence"] or "",
-            first_seen=_iso(r["first_seen"]),
-            last_seen=_iso(r["last_seen"]),
+            r.source_id,
+            r.target_id,
+            key=r.id,
+            predicate=r.predicate,
+            weight=r.count,
+            confidence=r.confidence,
+            evidence=r.evidence or "",
+            first_seen=_iso(r.first_seen),
+            last_seen=_iso(r.last_seen),
         )
     return graph
 
@@ -157,8 +163,8 @@ def neighbourhood(
     namespace: str | None = None,
     hops: int = 2,
     fanout: int | None = None,
-    graph: nx.MultiDiGraph | None = None,
-) -> nx.MultiDiGraph:
+    graph: EntityGraph | None = None,
+) -> EntityGraph:
     """The entities within ``hops`` relations of one entity, following relations both ways.
 
     The result is the subgraph of :func:`to_networkx` induced by those entities (relations among
@@ -187,7 +193,7 @@ def neighbourhood(
         raise InputError(f"fanout must be a positive integer or None, not {fanout!r}")
     ns = _ns(mm, namespace)
     full = graph if graph is not None else to_networkx(mm, namespace=ns)
-    center = _resolve_entity(mm, entity, ns, full)["id"]
+    center = _resolve_entity(mm, entity, ns, full).id
     if center not in full:
         raise EntityNotFoundError(entity, ns)
     strength: dict[int, dict[int, float]] = defaultdict(lambda: defaultdict(float))
@@ -207,13 +213,13 @@ def neighbourhood(
         frontier = next_frontier
         if not frontier:
             break
-    sub = nx.MultiDiGraph(full.subgraph(hop))
+    sub: EntityGraph = nx.MultiDiGraph(full.subgraph(hop))
     sub.graph.update(namespace=ns, center=center, hops=hops)
     nx.set_node_attributes(sub, hop, "hop")
     return sub
 
 
-def explanation_graph(explanations: HitExplanation | Sequence[HitExplanation]) -> nx.MultiDiGraph:
+def explanation_graph(explanations: HitExplanation | Sequence[HitExplanation]) -> EntityGraph:
     """The graph path that brought search hits: query entities → relations whose evidence a hit holds.
 
     Nodes are the query's linked entities (``linked=True``, ``hop=0``) and the ends of the hits'
@@ -227,7 +233,7 @@ def explanation_graph(explanations: HitExplanation | Sequence[HitExplanation]) -
         A directed multigraph, empty when no hit was found through the graph.
     """
     items = [explanations] if not isinstance(explanations, Sequence) else list(explanations)
-    graph = nx.MultiDiGraph()
+    graph: EntityGraph = nx.MultiDiGraph()
     linked = {e.id for x in items for e in x.linked_entities}
     for x in items:
         for e in x.linked_entities:
@@ -303,7 +309,7 @@ def entities_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.Dat
     """
     import pandas as pd
 
-    rows = mm.graph.entity_rows(namespace)
+    rows = [dataclasses.asdict(e) for e in mm.graph.entity_rows(namespace)]
     columns = ["id", "namespace", "label", "key", "name", "attributes", "mention_count", "first_seen", "last_seen"]
     return _with_times(pd.DataFrame(rows, columns=columns), "first_seen", "last_seen")
 
@@ -317,14 +323,14 @@ def relations_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.Da
     """
     import pandas as pd
 
-    names = {e["id"]: (e["name"], e["label"]) for e in mm.graph.entity_rows(namespace)}
+    names = {e.id: (e.name, e.label) for e in mm.graph.entity_rows(namespace)}
     rows = [
         {
-            **r,
-            "source": names.get(r["source_id"], ("?", "?"))[0],
-            "source_label": names.get(r["source_id"], ("?", "?"))[1],
-            "target": names.get(r["target_id"], ("?", "?"))[0],
-            "target_label": names.get(r["target_id"], ("?", "?"))[1],
+            **dataclasses.asdict(r),
+            "source": names.get(r.source_id, ("?", "?"))[0],
+            "source_label": names.get(r.source_id, ("?", "?"))[1],
+            "target": names.get(r.target_id, ("?", "?"))[0],
+            "target_label": names.get(r.target_id, ("?", "?"))[1],
         }
         for r in mm.graph.relation_rows(namespace)
     ]
@@ -342,7 +348,7 @@ def mentions_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.Dat
     """
     import pandas as pd
 
-    rows = mm.graph.mention_rows(namespace)
+    rows = [dataclasses.asdict(m) for m in mm.graph.mention_rows(namespace)]
     columns = ["id", "namespace", "entity_id", "chunk_id", "document_id", "text", "start", "end", "observed_at"]
     return _with_times(pd.DataFrame(rows, columns=columns), "observed_at")
 
@@ -368,22 +374,20 @@ def mention_timeline(
 
     ns = _ns(mm, namespace)
     found = _resolve_entity(mm, entity, ns)
-    details = mm.graph.entity_details(found["id"], max_relations=0, max_mentions=limit)
+    details = mm.graph.entity_details(found.id, max_relations=0, max_mentions=limit)
     rows = [
         {
-            "observed_at": m["observed_at"],
-            "entity_id": found["id"],
-            "entity": found["name"],
-            "document_id": m["document_id"],
-            "chunk_id": m["chunk_id"],
-            "text": m["text"],
-            "start": m["start"],
-            "end": m["end"],
-            "sentence": m["chunk_text"][
-                max(0, m["sent_start"] - m["chunk_start"]) : m["sent_end"] - m["chunk_start"]
-            ].strip(),
+            "observed_at": m.observed_at,
+            "entity_id": found.id,
+            "entity": found.name,
+            "document_id": m.document_id,
+            "chunk_id": m.chunk_id,
+            "text": m.text,
+            "start": m.start,
+            "end": m.end,
+            "sentence": m.sentence.strip(),
         }
-        for m in details["mentions"]
+        for m in details.mentions
     ]
     columns = ["observed_at", "entity_id", "entity", "document_id", "chunk_id", "text", "start", "end", "sentence"]
     frame = _with_times(pd.DataFrame(rows, columns=columns), "observed_at")
@@ -415,13 +419,13 @@ def duplicate_candidates(
     """
     import pandas as pd
 
-    entities = {e["id"]: e for e in mm.graph.entity_rows(namespace)}
+    entities = {e.id: e for e in mm.graph.entity_rows(namespace)}
     forms: dict[tuple[str, str], set[int]] = defaultdict(set)  # (namespace, normalised form) -> entity ids
     for e in entities.values():
-        forms[(e["namespace"], e["key"])].add(e["id"])
+        forms[(e.namespace, e.key)].add(e.id)
     for a in mm.graph.alias_rows(namespace):
-        if a["entity_id"] in entities:
-            forms[(a["namespace"], a["alias_key"])].add(a["entity_id"])
+        if a.entity_id in entities:
+            forms[(a.namespace, a.alias_key)].add(a.entity_id)
     found: dict[tuple[int, int], tuple[str, str]] = {}
 
     def note(a: int, b: int, reason: str, match: str) -> None:
@@ -432,36 +436,36 @@ def duplicate_candidates(
 
     for (_, form), ids in forms.items():
         ordered = sorted(ids)
-        for i, a in enumerate(ordered):
-            for b in ordered[i + 1 :]:
-                same = entities[a]["key"] == entities[b]["key"] == form
-                note(a, b, "same_key" if same else "shared_alias", form)
+        for i, first in enumerate(ordered):
+            for second in ordered[i + 1 :]:
+                same = entities[first].key == entities[second].key == form
+                note(first, second, "same_key" if same else "shared_alias", form)
     labels = set(short_name_labels)
     by_word: dict[tuple[str, str, str], list[int]] = defaultdict(list)  # (namespace, label, edge word) -> long names
     singles = []
     for e in entities.values():
-        if e["label"] not in labels:
+        if e.label not in labels:
             continue
-        words = e["key"].split()
+        words = e.key.split()
         if len(words) == 1:
             singles.append(e)
         elif len(words) > 1:
             for word in {words[0], words[-1]}:
-                by_word[(e["namespace"], e["label"], word)].append(e["id"])
+                by_word[(e.namespace, e.label, word)].append(e.id)
     for e in singles:
-        for other in by_word.get((e["namespace"], e["label"], e["key"]), []):
-            note(e["id"], other, "short_name", e["key"])
+        for other in by_word.get((e.namespace, e.label, e.key), []):
+            note(e.id, other, "short_name", e.key)
 
     rows = []
-    for (a, b), (reason, match) in found.items():
-        ea, eb = entities[a], entities[b]
+    for (first, second), (reason, match) in found.items():
+        ea, eb = entities[first], entities[second]
         rows.append(
             {
-                "namespace": ea["namespace"],
+                "namespace": ea.namespace,
                 "reason": reason,
                 "match": match,
-                **{f"{field}_a": ea[src] for field, src in _PAIR_FIELDS},
-                **{f"{field}_b": eb[src] for field, src in _PAIR_FIELDS},
+                **{f"{field}_a": getattr(ea, src) for field, src in _PAIR_FIELDS},
+                **{f"{field}_b": getattr(eb, src) for field, src in _PAIR_FIELDS},
             }
         )
     columns = ["namespace", "reason", "match"] + [f"{f}_{s}" for s in "ab" for f, _ in _PAIR_FIELDS]
@@ -502,7 +506,7 @@ def explanations_frame(explanations: Sequence[HitExplanation], *, config: Search
             "external_id": x.hit.external_id,
             "score": x.hit.score,
             "reasons": ", ".join(x.hit.reasons),
-            **{s: x.ranks.get(s) for s in _SIGNALS},
+            **{s: x.ranks.get(s) for s in SIGNALS},
             "graph_path": "; ".join(f"{r.source.name} -{r.predicate}-> {r.target.name}" for r in x.graph_relations),
             "text": x.hit.text,
         }
@@ -511,11 +515,11 @@ def explanations_frame(explanations: Sequence[HitExplanation], *, config: Search
             for s in _SCORE_PARTS:
                 row[f"score_{s}"] = shares.get(s, 0.0)
         rows.append(row)
-    columns = ["position", "chunk_id", "external_id", "score", "reasons", *_SIGNALS, "graph_path", "text"]
+    columns = ["position", "chunk_id", "external_id", "score", "reasons", *SIGNALS, "graph_path", "text"]
     if config is not None:
         columns += [f"score_{s}" for s in _SCORE_PARTS]
     frame = pd.DataFrame(rows, columns=columns)
-    for s in _SIGNALS:
+    for s in SIGNALS:
         frame[s] = frame[s].astype("Int64")
     return frame
 
@@ -528,23 +532,23 @@ def _ns(mm: MemoryManager, namespace: str | None) -> str:
 
 
 def _resolve_entity(
-    mm: MemoryManager, entity: str | int, namespace: str, graph: nx.MultiDiGraph | None = None
-) -> dict[str, Any]:
-    """``{"id", "name", "label"}`` of an entity given by name, alias or id."""
+    mm: MemoryManager, entity: str | int, namespace: str, graph: EntityGraph | None = None
+) -> EntityRef:
+    """An entity given by name, alias or id."""
     if isinstance(entity, bool) or not isinstance(entity, (str, int)):
         raise InputError(f"entity must be a name or an id, not {type(entity).__name__}")
     if isinstance(entity, str):
         found = mm.graph.find_entities(namespace, [normalize_key(entity)]) if entity.strip() else []
         if not found:
             raise EntityNotFoundError(entity, namespace)
-        return {k: found[0][k] for k in ("id", "name", "label")}
+        return EntityRef(found[0].id, found[0].name, found[0].label)
     if graph is not None:
         if entity in graph and graph.nodes[entity].get("namespace") == namespace:
-            return {"id": entity, "name": graph.nodes[entity]["name"], "label": graph.nodes[entity]["label"]}
+            return EntityRef(entity, graph.nodes[entity]["name"], graph.nodes[entity]["label"])
         raise EntityNotFoundError(entity, namespace)
     for row in mm.graph.entity_rows(namespace):
-        if row["id"] == entity:
-            return {k: row[k] for k in ("id", "name", "label")}
+        if row.id == entity:
+            return EntityRef(row.id, row.name, row.label)
     raise EntityNotFoundError(entity, namespace)
 
 

@@ -253,15 +253,16 @@ def db_upgrade(app: AppContext, revision: str) -> None:
     Example:
         memory-graph --database-url postgresql+psycopg://postgres@localhost/memory db upgrade
     """
-    from memory_graph.graph_store import create_store_engine
     from memory_graph.migrate import upgrade
+    from memory_graph.store.engine import create_store_engine, sql_errors
 
     settings = app.settings()
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_store_engine(settings.sqlalchemy_url)
     try:
-        reached = _store_call(engine, "upgrading the schema", lambda: upgrade(engine, revision))
+        with sql_errors("upgrading the schema", engine):
+            reached = upgrade(engine, revision)
     finally:
         engine.dispose()
     click.echo(f"database at revision {reached}")
@@ -276,28 +277,16 @@ def db_current(app: AppContext) -> None:
     Example:
         memory-graph db current
     """
-    from memory_graph.graph_store import create_store_engine
     from memory_graph.migrate import current_revision, head_revision
+    from memory_graph.store.engine import create_store_engine, sql_errors
 
     engine = create_store_engine(app.settings().sqlalchemy_url)
     try:
-        current = _store_call(engine, "reading the schema revision", lambda: current_revision(engine))
+        with sql_errors("reading the schema revision", engine):
+            current = current_revision(engine)
     finally:
         engine.dispose()
     click.echo(f"database: {current or 'empty'}, code: {head_revision()}")
-
-
-def _store_call(engine: Any, doing: str, call: Callable[[], Any]) -> Any:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from memory_graph.errors import GraphStoreError
-
-    try:
-        return call()
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        reason = str(orig or exc).strip().splitlines()[0]
-        raise GraphStoreError(f"{doing} failed on {engine.url.render_as_string(hide_password=True)}: {reason}") from exc
 
 
 @cli.command()
@@ -465,8 +454,7 @@ def import_(app: AppContext, fmt: str, path: Path, workers: int, batch_size: int
     Example:
         memory-graph import toml memory/memory_log.toml --namespace child1 --dry-run
     """
-    from memory_graph.importers import ImportSpec
-    from memory_graph.reingest import run_reingest
+    from memory_graph.reingest import ImportSpec, run_reingest
 
     with app.manager() as mm:
         report = _run_with_bars(lambda bar: run_reingest(ImportSpec(fmt, path), manager=mm, namespace=namespace, workers=workers, batch_size=batch_size, dry_run=dry_run, progress=bar(fmt)))  # fmt: skip

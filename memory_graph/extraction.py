@@ -14,16 +14,24 @@ trained on UD English-EWT) and ClearNLP (spaCy's published ``en_core_web_*`` pip
 from __future__ import annotations
 
 import threading
-import unicodedata
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memory_graph.errors import ExtractionError
+from memory_graph.records import ExtractedEntity, ExtractedRelation, Extraction
 from memory_graph.temporal import normalize_date
+from memory_graph.vocabulary import (
+    CONCEPT,
+    FIRST_PERSON,
+    NAMED_LABELS,
+    SKIP_LABELS,
+    THIRD_PERSON,
+    normalize_key,
+    normalize_label,
+)
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -32,11 +40,6 @@ if TYPE_CHECKING:
 #: Stored on every relation row, so re-ingest can find edges made by an older extractor.
 EXTRACTOR_VERSION = "memory_graph.relations.v2"  # v2: relations through "he"/"she"
 
-# Labels of other pipelines folded into ours (UNER's LOC covers places and countries).
-LABEL_MAP = {"PER": "PERSON", "GPE": "LOC", "LOCATION": "LOC", "ORGANIZATION": "ORG"}
-# Entity labels that are noise as graph nodes ("two", "first").
-SKIP_LABELS = {"CARDINAL", "ORDINAL", "QUANTITY"}
-NAMED_LABELS = {"PERSON", "ORG", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE"}
 # The capitalised last word of an organisation's name ("Northwind Labs", "Kent County Cricket
 # Club", "Catasys, Inc."), and the first word of "University of ...": the NER calls some such
 # names places, and a place's name does not end so.
@@ -49,12 +52,7 @@ _ORG_LAST = """
 """
 ORG_LAST_WORDS = frozenset(_ORG_LAST.split())
 ORG_FIRST_WORDS = frozenset({"university", "bank", "ministry", "department", "institute", "college", "academy"})
-CONCEPT = "CONCEPT"
 
-FIRST_PERSON = {"i", "me", "my", "mine", "myself"}
-# Third-person pronouns that may stand for a person named before ("they" and "it" stand for too
-# many kinds of thing to guess: a company, a band, the people just named).
-THIRD_PERSON = {"he", "him", "his", "himself", "she", "her", "hers", "herself"}
 ANTECEDENT_SENTENCES = 3  # sentences looked back for the person a pronoun stands for
 GUESSED = 0.75  # a relation through a pronoun's antecedent: its pattern's confidence times this
 SUBJECTS = {"nsubj", "nsubj:pass", "nsubjpass", "csubj"}
@@ -70,64 +68,6 @@ NP_MODIFIERS = {"compound", "amod", "flat", "nummod", "compound:prt", "nmod:npmo
 # A common noun that describes a name: "the CEO Bob", "my sister Carol" (nmod:desc since UD 2.15).
 DESCRIPTORS = ("compound", "appos", "nmod:desc")
 CONFIDENCE = {"svo": 0.9, "passive": 0.85, "prep": 0.8, "copula": 0.8, "appos": 0.8, "poss": 0.7, "cooccur": 0.3}
-
-
-@dataclass(frozen=True)
-class ExtractedEntity:
-    """An entity mention; offsets are characters into the text given to the extractor."""
-
-    text: str
-    label: str
-    key: str
-    name: str  # the canonical name to store: the mention, or the speaker behind "I"/"my"
-    start: int
-    end: int
-    sent_start: int
-    sent_end: int
-    pronoun: bool = False  # a pronoun standing for an entity named elsewhere: the speaker, an antecedent
-    attributes: dict[str, str] = field(default_factory=dict, compare=False)  # e.g. a DATE's resolved value
-
-
-@dataclass(frozen=True)
-class ExtractedRelation:
-    """A directed relation between two entities of the same :class:`Extraction` (by index)."""
-
-    source: int
-    predicate: str
-    target: int
-    pattern: str
-    confidence: float
-    sentence: str
-    sent_start: int
-    sent_end: int
-
-
-@dataclass
-class Extraction:
-    """What the pipeline found in one text."""
-
-    entities: list[ExtractedEntity] = field(default_factory=list)
-    relations: list[ExtractedRelation] = field(default_factory=list)
-
-
-def normalize_key(name: str) -> str:
-    """The matching key of a name: NFKC, case-folded, no leading article or possessive, single spaces.
-
-    >>> normalize_key("  The  Acme Corp.'s ")
-    'acme corp'
-    """
-    text = unicodedata.normalize("NFKC", name).casefold().strip()
-    for suffix in ("'s", "’s", "'"):
-        if text.endswith(suffix):
-            text = text[: -len(suffix)]
-    words = "".join(ch if ch.isalnum() or ch in "@.-_+&" else " " for ch in text).split()
-    if len(words) > 1 and words[0] in ("the", "a", "an"):
-        words = words[1:]
-    return " ".join(words).strip(".-_")[:255] or text[:255]
-
-
-def normalize_label(label: str) -> str:
-    return LABEL_MAP.get(label, label)
 
 
 def bundled_model_path(name: str) -> Path | None:
@@ -161,7 +101,7 @@ def load_pipeline(name: str) -> Language:
         ) from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise ExtractionError(
-            f"spaCy pipeline {name!r} cannot be loaded by spaCy {spacy.__version__} ({exc}); "
+            f"spaCy pipeline {name!r} cannot be loaded by spaCy {spacy.about.__version__} ({exc}); "
             "install a pipeline built for this spaCy version or set MEMORY_GRAPH_SPACY_MODEL"
         ) from exc
     if nlp.lang != "en":
@@ -249,13 +189,14 @@ class Extractor:
     def noun_lemma(self, token: Token) -> str:
         """The lowercase lemma ``token`` gets as a noun ("shops" → "shop"), as concept keys
         are built, from the pipeline's rule lemmatizer (else the lowercase form)."""
-        lemmatizer = self.nlp.get_pipe("lemmatizer") if "lemmatizer" in self.nlp.pipe_names else None
+        lemmatizer: Any = self.nlp.get_pipe("lemmatizer") if "lemmatizer" in self.nlp.pipe_names else None
         if lemmatizer is None or getattr(lemmatizer, "mode", None) != "rule" or token.is_stop:
             return token.lower_
         pos = token.pos_
         token.pos_ = "NOUN"
         try:
-            return (lemmatizer.rule_lemmatize(token) or [token.lower_])[0].lower()
+            lemmas: list[str] = lemmatizer.rule_lemmatize(token) or [token.lower_]
+            return lemmas[0].lower()
         finally:
             token.pos_ = pos
 
@@ -320,7 +261,7 @@ class _DocExtraction:
         self.speaker = speaker.strip() if speaker and speaker.strip() else None
         self.observed_at = observed_at
         self.max_cooccurring = max_cooccurring
-        self.result = Extraction()
+        self.result = Extraction(extractor_version=EXTRACTOR_VERSION)
         self.token_entity: dict[int, int] = {}
         self.seen: set[tuple[int, str, int]] = set()
         self.antecedents = [e for e in antecedents if e.name != self.speaker]  # the speaker is no "she"

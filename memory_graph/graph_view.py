@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import networkx as nx
 
@@ -70,7 +70,7 @@ def label_colors(labels: Iterable[str]) -> dict[str, str]:
 
 
 @cache
-def _vis_assets() -> tuple[str, str]:
+def vis_assets() -> tuple[str, str]:
     """vis-network's JavaScript and CSS from the installed pyvis package (newest bundled version)."""
     try:
         lib = resources.files("pyvis") / "lib"
@@ -137,7 +137,7 @@ _FRAGMENT = """<div class="mg-graph-view" style="font-family: sans-serif;">
 
 
 def graph_html(
-    graph: nx.Graph,
+    graph: nx.Graph[Any],
     *,
     title: str | None = None,
     height: int = 600,
@@ -166,7 +166,7 @@ def graph_html(
     Raises:
         ConfigError: pyvis (which carries vis-network) is not installed.
     """
-    vis_js, vis_css = _vis_assets()
+    vis_js, vis_css = vis_assets()
     data = _vis_data(graph, center=graph.graph.get("center") if center is None else center, physics=physics)
     colors = label_colors(sorted({str(d.get("label", "")) for _, d in graph.nodes(data=True)}))
     legend = "".join(
@@ -191,7 +191,7 @@ def graph_html(
 
 
 def write_graph_html(
-    graph: nx.Graph,
+    graph: nx.Graph[Any],
     path: str | Path,
     *,
     title: str | None = None,
@@ -224,7 +224,7 @@ def write_graph_html(
     return path
 
 
-def _vis_data(graph: nx.Graph, *, center: Any, physics: bool) -> dict[str, Any]:
+def _vis_data(graph: nx.Graph[Any], *, center: Any, physics: bool) -> dict[str, Any]:
     colors = label_colors(sorted({str(d.get("label", "")) for _, d in graph.nodes(data=True)}))
     nodes = []
     for node, d in graph.nodes(data=True):
@@ -295,7 +295,7 @@ def _script_json(value: Any) -> str:
 
 
 def draw_graph(
-    graph: nx.Graph,
+    graph: nx.Graph[Any],
     *,
     ax: Axes | None = None,
     title: str | None = None,
@@ -326,9 +326,9 @@ def draw_graph(
 
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 8))
-    figure = ax.get_figure()
+    figure = cast("Figure", ax.get_figure())  # an Axes of a figure, not of a subfigure
     center = graph.graph.get("center") if center is None else center
-    simple = nx.DiGraph()
+    simple: nx.DiGraph[Any] = nx.DiGraph()
     simple.add_nodes_from(graph.nodes(data=True))
     for u, v, d in graph.edges(data=True):
         if simple.has_edge(u, v):

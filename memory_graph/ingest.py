@@ -1,8 +1,8 @@
 """The write path: validate, chunk, extract, store SQL, index vectors, confirm.
 
-Order (DESIGN, "Consistency between the two stores"): the document, its chunks and its graph
-are written to SQL in one transaction; then the chunk vectors are upserted under the chunk
-ids; then ``chunks.indexed_at`` is set. Every step is idempotent, so a retry after a failure
+Order (``docs/architecture.md``, "Consistency between the two stores"): the document, its
+chunks and its graph are written to SQL in one transaction; then the chunk vectors are upserted
+under the chunk ids; then ``chunks.indexed_at`` is set. Every step is idempotent, so a retry after a failure
 at any point is safe, and ``verify(repair=True)`` finishes what a crash interrupted.
 """
 
@@ -21,10 +21,11 @@ import numpy as np
 
 from memory_graph.chunking import chunk_text, content_hash
 from memory_graph.errors import InputError
-from memory_graph.extraction import ExtractedEntity, Extractor
-from memory_graph.graph_store import ChunkWrite, DocumentWrite, GraphStore, WriteResult
-from memory_graph.records import TURN_GAP, MemoryRecord, speaker_of
-from memory_graph.vector_store import VectorStore, chunk_metadata, embedding_texts
+from memory_graph.extraction import Extractor
+from memory_graph.records import ExtractedEntity, MemoryRecord
+from memory_graph.store import ChunkWrite, DocumentWrite, GraphStore, WriteResult
+from memory_graph.vector_store import VectorIndex, chunk_metadata, embedding_texts
+from memory_graph.vocabulary import TURN_GAP, speaker_of
 
 #: The keyword arguments of ``add()``, which are also the keys of ``add_many()`` rows.
 ROW_KEYS = frozenset({"text", "namespace", "metadata", "observed_at", "external_id", "source"})
@@ -97,7 +98,8 @@ def _check_metadata(metadata: Mapping[str, Any] | None, where: str) -> dict[str,
         json.dumps(meta, allow_nan=False, default=_json_default)
     except (TypeError, ValueError) as exc:
         raise InputError(f"metadata of {where} is not JSON-serialisable: {exc}") from exc
-    return json.loads(json.dumps(meta, default=_json_default))
+    clean: dict[str, Any] = json.loads(json.dumps(meta, default=_json_default))
+    return clean
 
 
 def _json_default(value: Any) -> Any:
@@ -140,7 +142,7 @@ def store_memories(
     items: Sequence[MemoryInput],
     *,
     graph: GraphStore,
-    vectors: VectorStore,
+    vectors: VectorIndex,
     extractor: Extractor,
     chunk_size: int,
     batch_size: int = 64,
@@ -206,8 +208,8 @@ def store_memories(
         touched: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for write, chunk in pending:
             touched[write.namespace].update((e.label, e.key) for e in chunk.extraction.entities if not e.pronoun)
-        for namespace, keys in touched.items():
-            graph.resolve_aliases(namespace, keys)
+        for namespace, named in touched.items():
+            graph.resolve_aliases(namespace, named)
     return build_records(results, writes, graph)
 
 
@@ -262,7 +264,7 @@ def index_chunks(
     writes: Sequence[DocumentWrite],
     *,
     graph: GraphStore,
-    vectors: VectorStore,
+    vectors: VectorIndex,
     embeddings: Mapping[str, Any] | None = None,
 ) -> None:
     """Second and third steps of a write: upsert the new vectors, then confirm them in SQL.
@@ -291,16 +293,16 @@ def index_chunks(
             texts.append(chunk.text)
             hashes.append(chunk.content_hash)
             metas.append(meta)
-    vectors.upsert(ids, texts, metas, embeddings=_with_precomputed(texts, metas, hashes, embeddings, vectors))
+    vectors.upsert(ids, texts, metas, embeddings=with_precomputed(texts, metas, hashes, embeddings, vectors))
     graph.mark_indexed(ids)
 
 
-def _with_precomputed(
+def with_precomputed(
     texts: Sequence[str],
     metas: Sequence[Mapping[str, Any]],
     hashes: Sequence[str],
     embeddings: Mapping[str, Any] | None,
-    vectors: VectorStore,
+    vectors: VectorIndex,
 ) -> np.ndarray | None:
     """All vectors, precomputed ones reused and the rest embedded; None when none is precomputed.
     A precomputed vector is of the bare text: it is not reused where a speaker leads the text

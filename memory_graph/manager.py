@@ -3,23 +3,26 @@
 It composes the relational store (:class:`GraphStore`), the vector index (:class:`VectorStore`)
 and the extractor (:class:`Extractor`); the logic lives in :mod:`memory_graph.ingest`,
 :mod:`memory_graph.retrieval`, :mod:`memory_graph.context` and :mod:`memory_graph.consistency`.
+It is the one object a user needs: nothing outside this module touches its private state.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
+
+import numpy as np
 
 from memory_graph import consistency
 from memory_graph.config import Settings
 from memory_graph.context import TokenCounter, approx_tokens, render_context
 from memory_graph.errors import ConfigError, DocumentNotFoundError, EntityNotFoundError, InputError
-from memory_graph.extraction import Extractor, normalize_key
-from memory_graph.graph_store import GraphStore
+from memory_graph.extraction import Extractor
 from memory_graph.ingest import ROW_KEYS, MemoryInput, make_input, parse_time, store_memories
 from memory_graph.records import (
     ConsistencyReport,
@@ -28,10 +31,13 @@ from memory_graph.records import (
     MemoryHit,
     MemoryRecord,
     Mention,
+    Merge,
     Stats,
 )
-from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, explain_search, search_memories
-from memory_graph.vector_store import VectorStore
+from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, Searcher
+from memory_graph.store import GraphStore
+from memory_graph.vector_store import VectorIndex, VectorStore
+from memory_graph.vocabulary import normalize_key
 
 Progress = Callable[[int], None]
 
@@ -43,7 +49,7 @@ class MemoryManager:
         settings: where and how to store; ``Settings()`` (embedded defaults or ``MEMORY_GRAPH_*``)
             when omitted.
         graph: a ready :class:`GraphStore` instead of the one the settings describe.
-        vectors: a ready :class:`VectorStore` instead of the one the settings describe.
+        vectors: a ready vector index (a :class:`VectorStore`) instead of the one the settings describe.
         extractor: a ready :class:`Extractor`; by default the settings' spaCy pipeline, loaded
             on first use.
         search_config: signal weights and bounds for :meth:`search`.
@@ -61,13 +67,13 @@ class MemoryManager:
         settings: Settings | None = None,
         *,
         graph: GraphStore | None = None,
-        vectors: VectorStore | None = None,
+        vectors: VectorIndex | None = None,
         extractor: Extractor | None = None,
         search_config: SearchConfig = DEFAULT_SEARCH,
     ) -> None:
         self.settings = settings or Settings()
         if graph is None or vectors is None:
-            _prepare_data_dir(self.settings)
+            prepare_data_dir(self.settings)
         # An embedded SQLite file upgrades itself; a server database that is behind says so.
         url = self.settings.sqlalchemy_url
         self.graph = graph or GraphStore.from_url(url, auto_upgrade=url.startswith("sqlite"))
@@ -86,7 +92,8 @@ class MemoryManager:
         self._extractor = extractor
         self._extractor_lock = threading.Lock()
         self._write_lock = threading.RLock()
-        self.search_config = search_config
+        self._search_config = search_config
+        self._searcher: Searcher | None = None
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -100,15 +107,37 @@ class MemoryManager:
                     self._extractor = Extractor.load(self.settings.spacy_model)
         return self._extractor
 
+    @property
+    def searcher(self) -> Searcher:
+        """The :class:`Searcher` behind :meth:`search` and :meth:`explain`."""
+        if self._searcher is None:
+            extractor = self.extractor
+            with self._extractor_lock:
+                if self._searcher is None:
+                    self._searcher = Searcher(self.graph, self.vectors, extractor, self._search_config)
+        return self._searcher
+
+    @property
+    def search_config(self) -> SearchConfig:
+        """Signal weights and bounds of :meth:`search`; assign a new one to change them."""
+        return self._search_config
+
+    @search_config.setter
+    def search_config(self, config: SearchConfig) -> None:
+        self._search_config = config
+        if self._searcher is not None:
+            self._searcher.config = config
+
     def warm_up(self) -> None:
         """Load the spaCy pipeline and the embedder now instead of in the first ``add`` or
         ``search`` (seconds), then take every object alive out of the garbage collector's full
         passes (:func:`gc.freeze`, process-wide, after a last collection).
 
-        A server calls this once at start-up. The libraries loaded leave about 600,000 objects
-        that the collector would otherwise walk in each full pass: a pause of about 0.4 s inside
-        whichever search or write it lands in. Frozen objects are still freed when their last
-        reference goes; only reference cycles among them are no longer collected.
+        A server calls this once at start-up. The libraries loaded leave hundreds of thousands of
+        objects that the collector would otherwise walk in each full pass: a pause inside
+        whichever search or write it lands in (docs/performance.md, "Garbage collection").
+        Frozen objects are still freed when their last reference goes; only reference cycles
+        among them are no longer collected.
         """
         self.extractor.tokenize("warm up")
         self.vectors.embed(["warm up"])  # one text: also builds the single-text encoder
@@ -160,7 +189,7 @@ class MemoryManager:
             source=source,
             max_chars=self.settings.max_text_chars,
         )
-        return self._store([item])[0]
+        return self.add_validated([item])[0]
 
     def add_many(
         self,
@@ -183,7 +212,7 @@ class MemoryManager:
         records: list[MemoryRecord] = []
         for i in range(0, len(items), size):
             batch = items[i : i + size]
-            records += self._store(batch)
+            records += self.add_validated(batch)
             if progress is not None:
                 progress(len(batch))
         return records
@@ -196,6 +225,11 @@ class MemoryManager:
         return items
 
     def validate_row(self, row: Mapping[str, Any], *, namespace: str | None = None, where: str = "row") -> MemoryInput:
+        """Check one ``add_many`` row; ``where`` names it in the error.
+
+        Raises:
+            InputError: the row is malformed.
+        """
         if not isinstance(row, Mapping):
             raise InputError(f"{where} must be a mapping with a 'text' key, not {type(row).__name__}")
         unknown = set(row) - ROW_KEYS
@@ -209,7 +243,15 @@ class MemoryManager:
             fields.pop("text"), max_chars=self.settings.max_text_chars, where=f"text of {where}", **fields
         )
 
-    def _store(self, items: list[MemoryInput]) -> list[MemoryRecord]:
+    def add_validated(
+        self, items: Sequence[MemoryInput], *, embeddings: Mapping[str, np.ndarray] | None = None
+    ) -> list[MemoryRecord]:
+        """Store memories already checked by :meth:`validate_row` as one batch (one SQL
+        transaction; the batch path of :meth:`add_many`, which re-ingest uses).
+
+        ``embeddings`` maps a chunk's content hash to a vector already computed with the vector
+        store's model (a re-ingest reuses the stored vectors this way); other chunks are embedded.
+        """
         with self._write_lock:
             return store_memories(
                 items,
@@ -218,8 +260,20 @@ class MemoryManager:
                 extractor=self.extractor,
                 chunk_size=self.settings.chunk_size,
                 batch_size=self.settings.batch_size,
+                embeddings=embeddings,
                 resolve_aliases=self.settings.resolve_aliases,
             )
+
+    def index_unconfirmed(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Finish memories an interrupted write stored in SQL but whose vectors it did not
+        confirm: index those of ``chunk_ids`` again from their SQL rows. Returns the ids of the
+        documents finished so."""
+        rows = self.graph.chunks_to_index(chunk_ids) if chunk_ids else []
+        if not rows:
+            return set()
+        with self._write_lock:
+            consistency.reindex(self.graph, self.vectors, rows)
+        return {r.document_id for r in rows}
 
     def delete(self, document_id: str) -> None:
         """Remove a memory from both stores (its chunks, vectors and graph contributions).
@@ -251,24 +305,18 @@ class MemoryManager:
         Raises:
             InputError: the query is empty or ``k`` is not positive.
         """
-        return search_memories(query, **self._search_arguments(query, namespace, k, since, until))
+        ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
+        return self.searcher.search(query, namespace=ns, k=k, since=since_at, until=until_at)
 
-    def _search_arguments(self, query: Any, namespace: str | None, k: Any, since: Any, until: Any) -> dict[str, Any]:
-        """The checked keyword arguments that :meth:`search` and :meth:`explain` pass on."""
+    def _search_scope(
+        self, query: Any, namespace: str | None, k: Any, since: Any, until: Any
+    ) -> tuple[str, datetime | None, datetime | None]:
+        """The checked namespace and time window of :meth:`search` and :meth:`explain`."""
         if not isinstance(query, str) or not query.strip():
             raise InputError("query is empty")
         if not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive integer, not {k!r}")
-        return {
-            "namespace": self._namespace(namespace),
-            "k": k,
-            "graph": self.graph,
-            "vectors": self.vectors,
-            "extractor": self.extractor,
-            "since": parse_time(since, what="since"),
-            "until": parse_time(until, what="until"),
-            "config": self.search_config,
-        }
+        return self._namespace(namespace), parse_time(since, what="since"), parse_time(until, what="until")
 
     def explain(
         self,
@@ -281,7 +329,8 @@ class MemoryManager:
     ) -> list[HitExplanation]:
         """:meth:`search`'s hits with why each was found: per-signal ranks, the entities linked
         from the query, and the relations around them whose evidence the hit holds."""
-        return explain_search(query, **self._search_arguments(query, namespace, k, since, until))
+        ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
+        return self.searcher.explain(query, namespace=ns, k=k, since=since_at, until=until_at)
 
     def context(
         self,
@@ -309,31 +358,42 @@ class MemoryManager:
         if not found:
             raise EntityNotFoundError(name, ns)
         entity = found[0]
-        details = self.graph.entity_details(entity["id"])
+        details = self.graph.entity_details(entity.id)
         return EntityView(
-            entity=EntityRef(entity["id"], entity["name"], entity["label"]),
+            entity=EntityRef(entity.id, entity.name, entity.label),
             namespace=ns,
-            aliases=details["aliases"],
-            mention_count=details["mention_count"],
-            first_seen=details["first_seen"] or entity["first_seen"],
-            last_seen=details["last_seen"] or entity["last_seen"],
-            attributes=entity["attributes"],
-            relations=details["relations"],
+            aliases=details.aliases,
+            mention_count=details.mention_count,
+            first_seen=details.first_seen or entity.first_seen,
+            last_seen=details.last_seen or entity.last_seen,
+            attributes=entity.attributes,
+            relations=details.relations,
             mentions=[
                 Mention(
-                    chunk_id=m["chunk_id"],
-                    document_id=m["document_id"],
-                    text=m["text"],
-                    start=m["start"],
-                    end=m["end"],
-                    sentence=m["chunk_text"][
-                        max(0, m["sent_start"] - m["chunk_start"]) : m["sent_end"] - m["chunk_start"]
-                    ],
-                    observed_at=m["observed_at"],
+                    chunk_id=m.chunk_id,
+                    document_id=m.document_id,
+                    text=m.text,
+                    start=m.start,
+                    end=m.end,
+                    sentence=m.sentence,
+                    observed_at=m.observed_at,
                 )
-                for m in details["mentions"]
+                for m in details.mentions
             ],
         )
+
+    def merges(self, namespace: str | None = None) -> list[Merge]:
+        """The entity merges of a namespace ("Bob" into "Bob Smith" at ingest), newest first."""
+        return self.graph.merges(self._namespace(namespace))
+
+    def undo_merge(self, merge_id: int) -> None:
+        """Split a merged entity off again: its mentions and relations are its own once more.
+
+        Raises:
+            NotFoundError: there is no such merge, or it was already undone.
+        """
+        with self._write_lock:
+            self.graph.undo_merge(merge_id)
 
     def get(self, document_id: str) -> MemoryRecord:
         """The stored record of a memory.
@@ -358,7 +418,7 @@ class MemoryManager:
     def stats(self, namespace: str | None = None) -> Stats:
         """Row counts of both stores, for one namespace or all."""
         counts = self.graph.stats(namespace)
-        return Stats(namespace=namespace, vectors=self.vectors.count(namespace), **counts)
+        return Stats(namespace=namespace, vectors=self.vectors.count(namespace), **dataclasses.asdict(counts))
 
     def verify(self, *, repair: bool = False) -> ConsistencyReport:
         """Check that both stores agree; with ``repair``, fix them from the SQL side."""
@@ -366,7 +426,12 @@ class MemoryManager:
             return consistency.verify(self.graph, self.vectors, repair=repair)
 
 
-def _prepare_data_dir(settings: Settings) -> None:
+def prepare_data_dir(settings: Settings) -> None:
+    """Create the data directory the settings' embedded stores live in, and check it is writable.
+
+    Raises:
+        ConfigError: the directory cannot be created or written.
+    """
     needs_dir = settings.database_url is None or settings.chroma_host is None
     if not needs_dir:
         return

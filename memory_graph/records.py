@@ -1,18 +1,21 @@
-"""Result types of the public API: plain frozen dataclasses that serialise to JSON.
+"""Pure data: what extraction found in a text, and the result types of the public API.
 
-Field names are part of the contract (``../DESIGN.md``, "Public API").
+The result types are frozen dataclasses that serialise to JSON; their field names are part of
+the contract (``docs/architecture.md``, "Public API").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from dataclasses import field
+from datetime import date, datetime
 from typing import Any
 
 
-class _Serialisable:
+class Serialisable:
+    """A dataclass that turns itself into JSON."""
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 strings)."""
         return _jsonable(dataclasses.asdict(self))  # type: ignore[call-overload,no-any-return]
@@ -31,8 +34,54 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# -- what extraction found ------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
-class EntityRef(_Serialisable):
+class ExtractedEntity:
+    """An entity mention; offsets are characters into the text given to the extractor."""
+
+    text: str
+    label: str
+    key: str
+    name: str  # the canonical name to store: the mention, or the speaker behind "I"/"my"
+    start: int
+    end: int
+    sent_start: int
+    sent_end: int
+    pronoun: bool = False  # a pronoun standing for an entity named elsewhere: the speaker, an antecedent
+    attributes: dict[str, str] = field(default_factory=dict, compare=False)  # e.g. a DATE's resolved value
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractedRelation:
+    """A directed relation between two entities of the same :class:`Extraction` (by index)."""
+
+    source: int
+    predicate: str
+    target: int
+    pattern: str
+    confidence: float
+    sentence: str
+    sent_start: int
+    sent_end: int
+
+
+@dataclasses.dataclass
+class Extraction:
+    """What the pipeline found in one text, and the version of the extractor that found it
+    (stored on every relation, so re-ingest can find edges made by an older extractor)."""
+
+    entities: list[ExtractedEntity] = field(default_factory=list)
+    relations: list[ExtractedRelation] = field(default_factory=list)
+    extractor_version: str = ""
+
+
+# -- results of the public API ---------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EntityRef(Serialisable):
     """An entity, by id, canonical name and label."""
 
     id: int
@@ -41,7 +90,7 @@ class EntityRef(_Serialisable):
 
 
 @dataclasses.dataclass(frozen=True)
-class RelationRef(_Serialisable):
+class RelationRef(Serialisable):
     """A relation with the sentence that supports it."""
 
     id: int
@@ -53,7 +102,7 @@ class RelationRef(_Serialisable):
 
 
 @dataclasses.dataclass(frozen=True)
-class MemoryRecord(_Serialisable):
+class MemoryRecord(Serialisable):
     """What :meth:`MemoryManager.add` stored (or found already stored)."""
 
     document_id: str
@@ -66,7 +115,7 @@ class MemoryRecord(_Serialisable):
 
 
 @dataclasses.dataclass(frozen=True)
-class MemoryHit(_Serialisable):
+class MemoryHit(Serialisable):
     """One search result: a chunk, its score, why it was found, and its graph context."""
 
     chunk_id: str
@@ -83,7 +132,7 @@ class MemoryHit(_Serialisable):
 
 
 @dataclasses.dataclass(frozen=True)
-class Mention(_Serialisable):
+class Mention(Serialisable):
     """Where an entity is mentioned: chunk, document offsets and the sentence."""
 
     chunk_id: str
@@ -96,7 +145,7 @@ class Mention(_Serialisable):
 
 
 @dataclasses.dataclass(frozen=True)
-class EntityView(_Serialisable):
+class EntityView(Serialisable):
     """Everything known about one entity."""
 
     entity: EntityRef
@@ -111,7 +160,22 @@ class EntityView(_Serialisable):
 
 
 @dataclasses.dataclass(frozen=True)
-class ConsistencyReport(_Serialisable):
+class Merge(Serialisable):
+    """One alias resolution: ``entity_id`` ("Bob") was merged into ``into_id`` ("Bob Smith"),
+    undone when ``undone_at`` is set."""
+
+    id: int
+    entity_id: int
+    entity_name: str
+    into_id: int
+    into_name: str
+    reason: str
+    created_at: datetime | None
+    undone_at: datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsistencyReport(Serialisable):
     """The result of :meth:`MemoryManager.verify`: problems found and, with ``repair``, fixed."""
 
     ok: bool
@@ -126,7 +190,7 @@ class ConsistencyReport(_Serialisable):
 
 
 @dataclasses.dataclass(frozen=True)
-class Stats(_Serialisable):
+class Stats(Serialisable):
     """Row counts, for one namespace or all."""
 
     namespace: str | None
@@ -136,13 +200,3 @@ class Stats(_Serialisable):
     relations: int
     mentions: int
     vectors: int
-
-
-#: Turns of a conversation further apart than this belong to different conversations.
-TURN_GAP = timedelta(minutes=30)
-
-
-def speaker_of(metadata: Mapping[str, Any]) -> str | None:
-    """The speaker a memory's metadata names (``{"speaker": "Maya"}``), if any."""
-    speaker = metadata.get("speaker")
-    return speaker.strip() if isinstance(speaker, str) and speaker.strip() else None

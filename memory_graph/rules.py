@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from spacy.language import Language
 
-RULE_LABELS = ("DATE", "TIME", "MONEY", "PERCENT", "EMAIL", "URL", "PHONE")
 
 MONTHS = [
     "january", "february", "march", "april", "may", "june", "july", "august", "september",

@@ -2,7 +2,7 @@
 
 The schema itself only changes through ``migrations/``; ``tests/test_migrations.py`` checks that
 these tables and the migrations agree. The keyword index (SQLite FTS5 table or PostgreSQL
-``tsvector`` column) is dialect-specific and lives in the migration and ``graph_store.py`` only.
+``tsvector`` column) is dialect-specific and lives in the migrations and ``store/engine.py`` only.
 """
 
 from __future__ import annotations

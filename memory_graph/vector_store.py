@@ -16,16 +16,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer, load_single_text_encoder
-from memory_graph.errors import ConfigError, VectorStoreError
-from memory_graph.records import speaker_of
+from memory_graph.errors import ConfigError, MemoryGraphError, VectorStoreError
+from memory_graph.vocabulary import speaker_of
 
 if TYPE_CHECKING:
-    from memory_graph.graph_store import ChunkRow
+    from memory_graph.store import ChunkRow
 
 EMBEDDING_FUNCTION_NAME = "memory_graph_sentence_transformer"
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
@@ -93,6 +93,42 @@ def _chroma_embedding_function_class() -> type:
 _EF_CLASS: type | None = None
 
 
+class VectorIndex(Protocol):
+    """What the manager, ingestion, search and ``verify`` need of a vector index: chunk vectors
+    under the chunk ids, with the metadata searches filter on. :class:`VectorStore` (Chroma) is
+    the index; a re-ingest worker writes through a relay to it."""
+
+    embedding_model: str
+    embed: Embedder
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+        *,
+        embeddings: np.ndarray | None = None,
+    ) -> None: ...
+
+    def query(
+        self,
+        embedding: np.ndarray,
+        *,
+        namespace: str | None,
+        k: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[tuple[str, float]]: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
+
+    def iter_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]: ...
+
+    def count(self, namespace: str | None = None) -> int: ...
+
+
 class VectorStore:
     """Chunk vectors in a Chroma collection.
 
@@ -122,7 +158,7 @@ class VectorStore:
         self.embedding_model = embedding_model
         self.embed: Embedder = embedder or SentenceTransformerEmbedder(embedding_model)
         ef_class = _chroma_embedding_function_class()
-        with self._errors(f"opening collection {collection!r}"):
+        with chroma_errors(f"opening collection {collection!r}"):
             self.collection = client.get_or_create_collection(
                 collection,
                 embedding_function=ef_class(embedding_model),
@@ -148,19 +184,6 @@ class VectorStore:
             embedding_model=embedding_model,
         )
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        """Map Chroma errors to :class:`VectorStoreError` (the one place this happens)."""
-        from chromadb.errors import ChromaError
-
-        try:
-            yield
-        except (ChromaError, ValueError, OSError, RuntimeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise VectorStoreError(f"{doing} failed in Chroma: {reason}") from exc
-
     def upsert(
         self,
         ids: Sequence[str],
@@ -173,7 +196,7 @@ class VectorStore:
         if not ids:
             return
         vectors = embeddings if embeddings is not None else self.embed(embedding_texts(texts, metadatas))
-        with self._errors("writing vectors"):
+        with chroma_errors("writing vectors"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 j = i + _UPSERT_BATCH
                 self.collection.upsert(
@@ -200,7 +223,7 @@ class VectorStore:
         if until is not None:
             clauses.append({"observed_ts": {"$lt": _timestamp(until)}})
         where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        with self._errors("vector search"):
+        with chroma_errors("vector search"):
             result = self.collection.query(
                 query_embeddings=np.asarray([embedding], dtype=np.float32),
                 n_results=max(1, k),
@@ -214,13 +237,13 @@ class VectorStore:
     def delete(self, ids: Sequence[str]) -> None:
         if not ids:
             return
-        with self._errors("deleting vectors"):
+        with chroma_errors("deleting vectors"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 self.collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        with self._errors("reading vector ids"):
+        with chroma_errors("reading vector ids"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 found.update(self.collection.get(ids=list(ids[i : i + _UPSERT_BATCH]), include=[])["ids"])
         return found
@@ -229,7 +252,7 @@ class VectorStore:
         """Every record id in the collection, in batches."""
         offset = 0
         while True:
-            with self._errors("listing vectors"):
+            with chroma_errors("listing vectors"):
                 ids = self.collection.get(include=[], limit=batch_size, offset=offset)["ids"]
             if not ids:
                 return
@@ -237,7 +260,7 @@ class VectorStore:
             offset += len(ids)
 
     def count(self, namespace: str | None = None) -> int:
-        with self._errors("counting vectors"):
+        with chroma_errors("counting vectors"):
             if namespace is None:
                 return int(self.collection.count())
             return len(self.collection.get(where={"namespace": namespace}, include=[])["ids"])
@@ -251,23 +274,39 @@ def make_chroma_client(*, path: Path | None = None, host: str | None = None, por
     # Chroma logs telemetry failures (there is no network) at error level; they mean nothing here.
     logging.getLogger("chromadb.telemetry.product.posthog").setLevel(logging.CRITICAL)
     settings = ChromaSettings(anonymized_telemetry=False)
+    if not host and path is None:
+        raise ConfigError("a Chroma path or host is needed")
+    where = f"server {host}:{port}" if host else f"directory {path}"
     try:
-        if host:
-            return chromadb.HttpClient(host=host, port=port, settings=settings)
-        if path is None:
-            raise ConfigError("a Chroma path or host is needed")
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=settings)
-    except PermissionError as exc:
-        raise ConfigError(
-            f"Chroma directory {path} is not writable: {exc.strerror}; set MEMORY_GRAPH_DATA_DIR"
-        ) from exc
-    except ConfigError:
+        # chromadb raises plain Exception subclasses for connection problems.
+        with chroma_errors(f"opening {where}", also=(Exception,)):
+            if host:
+                return chromadb.HttpClient(host=host, port=port, settings=settings)
+            assert path is not None
+            path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(path), settings=settings)
+    except VectorStoreError as exc:
+        if isinstance(exc.__cause__, PermissionError):
+            raise ConfigError(
+                f"Chroma directory {path} is not writable: {exc.__cause__.strerror}; set MEMORY_GRAPH_DATA_DIR"
+            ) from exc.__cause__
         raise
-    except Exception as exc:  # chromadb raises plain Exception/ValueError subclasses for connection problems
-        where = f"server {host}:{port}" if host else f"directory {path}"
+
+
+@contextmanager
+def chroma_errors(doing: str, *, also: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Map Chroma's errors raised inside the block (and those of the types in ``also``) to one-line
+    :class:`VectorStoreError` s that say what was being done; our own errors pass through."""
+    from chromadb.errors import ChromaError
+
+    mapped: tuple[type[BaseException], ...] = (ChromaError, ValueError, OSError, RuntimeError, *also)
+    try:
+        yield
+    except MemoryGraphError:
+        raise
+    except mapped as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise VectorStoreError(f"cannot open Chroma {where}: {reason}") from exc
+        raise VectorStoreError(f"{doing} failed in Chroma: {reason}") from exc
 
 
 def _timestamp(value: datetime) -> float:

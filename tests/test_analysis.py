@@ -33,8 +33,9 @@ from memory_graph import (
     Settings,
     graph_view,
 )
-from memory_graph.extraction import ExtractedEntity, ExtractedRelation, Extraction, normalize_key
-from memory_graph.graph_store import ChunkWrite, DocumentWrite
+from memory_graph.records import ExtractedEntity, ExtractedRelation, Extraction
+from memory_graph.store import ChunkWrite, DocumentWrite
+from memory_graph.vocabulary import normalize_key
 
 NS = "g"
 # A remote reference: an attribute, a stylesheet or a CSS import that would make the browser fetch.
@@ -352,7 +353,7 @@ def test_graph_view_html_is_offline_and_escaped(mm: MemoryManager, tmp_path: Pat
     assert "vis-network" in page and len(page) > 100_000  # the library itself is inlined
     assert not REMOTE_REFERENCE.search(page), REMOTE_REFERENCE.search(page)
     # Every URL on the page comes from vis-network's own license comments, not from our template.
-    vis_js, vis_css = graph_view._vis_assets()
+    vis_js, vis_css = graph_view.vis_assets()
     ours = page.replace(vis_js, "").replace(vis_css, "")
     assert len(ours) < 50_000 and "http" not in ours
     assert page.count("</script>") == 2 and "<img" not in page  # user text cannot close the script

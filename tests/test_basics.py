@@ -47,11 +47,11 @@ def test_data_dir_opened_by_many_at_once(tmp_path: Path) -> None:
     not be deleted by another (it was one shared file name, and a worker failed with "not writable")."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from memory_graph.manager import _prepare_data_dir
+    from memory_graph.manager import prepare_data_dir
 
     def open_often() -> None:
         for _ in range(200):
-            _prepare_data_dir(Settings(data_dir=tmp_path / "data"))
+            prepare_data_dir(Settings(data_dir=tmp_path / "data"))
 
     with ThreadPoolExecutor(4) as pool:
         for future in [pool.submit(open_often) for _ in range(4)]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from memory_graph import ExtractionError, Extractor
-from memory_graph.extraction import CONFIDENCE, GUESSED, load_pipeline, normalize_key
+from memory_graph.extraction import CONFIDENCE, GUESSED, load_pipeline
+from memory_graph.vocabulary import normalize_key
 
 
 def triples(extractor: Extractor, text: str, speaker: str | None = None) -> set[tuple[str, str, str]]:

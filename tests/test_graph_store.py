@@ -9,16 +9,12 @@ import pytest
 from sqlalchemy import delete
 
 from memory_graph import ConfigError, GraphStore, GraphStoreError
-from memory_graph.extraction import ExtractedEntity, ExtractedRelation, Extraction
-from memory_graph.graph_store import (
-    SQLITE_MMAP_BYTES,
-    ChunkWrite,
-    DocumentWrite,
-    create_store_engine,
-    group_members,
-    keyword_terms,
-)
+from memory_graph.records import ExtractedEntity, ExtractedRelation, Extraction
+from memory_graph.retrieval.reads import SearchReads, keyword_terms
 from memory_graph.schema import Mention
+from memory_graph.store import ChunkWrite, DocumentWrite, create_store_engine
+from memory_graph.store.engine import SQLITE_MMAP_BYTES
+from memory_graph.store.reads import group_members
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -48,21 +44,33 @@ def test_graph_store_write_is_idempotent(graph: GraphStore) -> None:
     assert first[0].created
     again = graph.write_documents([doc("d1", "Alice works at Acme.")])
     assert not again[0].created and again[0].chunk_ids == ["d1-c0"]
-    assert graph.stats("n") == {"documents": 1, "chunks": 1, "entities": 2, "relations": 1, "mentions": 2}
+    assert dataclasses.asdict(graph.stats("n")) == {
+        "documents": 1,
+        "chunks": 1,
+        "entities": 2,
+        "relations": 1,
+        "mentions": 2,
+    }
 
 
 def test_graph_store_counts_accumulate_and_unwind(graph: GraphStore) -> None:
     graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Alice works at Acme, still.")])
     alice = graph.find_entities("n", ["alice"])[0]
-    assert alice["mention_count"] == 2
-    details = graph.entity_details(alice["id"])
-    assert len(details["relations"]) == 1 and details["aliases"] == ["Alice"]
+    assert alice.mention_count == 2
+    details = graph.entity_details(alice.id)
+    assert len(details.relations) == 1 and details.aliases == ["Alice"]
     graph.delete_document("d2")
-    assert graph.find_entities("n", ["alice"])[0]["mention_count"] == 1
+    assert graph.find_entities("n", ["alice"])[0].mention_count == 1
     graph.delete_document("d1")
     assert graph.find_entities("n", ["alice"]) == []
-    assert graph.stats("n") == {"documents": 0, "chunks": 0, "entities": 0, "relations": 0, "mentions": 0}
-    assert not any(graph.graph_problems().values())
+    assert dataclasses.asdict(graph.stats("n")) == {
+        "documents": 0,
+        "chunks": 0,
+        "entities": 0,
+        "relations": 0,
+        "mentions": 0,
+    }
+    assert not graph.graph_problems().any()
 
 
 def test_graph_store_delete_reads_by_index(tmp_path) -> None:
@@ -79,7 +87,13 @@ def test_graph_store_delete_reads_by_index(tmp_path) -> None:
     )
     graph.delete_document("d2")
     graph.delete_document("d1")
-    assert graph.stats("n") == {"documents": 0, "chunks": 0, "entities": 0, "relations": 0, "mentions": 0}
+    assert dataclasses.asdict(graph.stats("n")) == {
+        "documents": 0,
+        "chunks": 0,
+        "entities": 0,
+        "relations": 0,
+        "mentions": 0,
+    }
     with graph.engine.connect() as conn:
         scans = {
             step
@@ -96,17 +110,17 @@ def test_graph_store_replacing_a_document_keeps_counts_true(graph: GraphStore) -
     graph.write_documents([doc("d1", "Alice works at Acme.", key="k")])
     result = graph.write_documents([doc("d1", "Alice still works at Acme.", key="k")])
     assert result[0].created and result[0].removed_chunk_ids == ["d1-c0"]
-    assert graph.find_entities("n", ["acme"])[0]["mention_count"] == 1
-    assert not any(graph.graph_problems().values())
+    assert graph.find_entities("n", ["acme"])[0].mention_count == 1
+    assert not graph.graph_problems().any()
 
 
 def test_graph_store_keyword_search(graph: GraphStore) -> None:
     graph.write_documents([doc("d1", "Alice works at Acme in Berlin."), doc("d2", "Acme opened an office in Paris.")])
     graph.write_documents([doc("d3", "Alice works at Acme in Berlin.", namespace="other")])
-    hits = graph.keyword_search("Who works in Berlin?", namespace="n", limit=5)
+    hits = SearchReads(graph).keyword_search("Who works in Berlin?", namespace="n", limit=5)
     assert [cid for cid, _ in hits] == ["d1-c0"]
-    assert graph.keyword_search("Paris offices", namespace="n", limit=5)[0][0] == "d2-c0"  # stemmed
-    assert graph.keyword_search("the and of", namespace="n", limit=5) == []
+    assert SearchReads(graph).keyword_search("Paris offices", namespace="n", limit=5)[0][0] == "d2-c0"  # stemmed
+    assert SearchReads(graph).keyword_search("the and of", namespace="n", limit=5) == []
 
 
 def test_graph_store_keyword_search_time_window(graph: GraphStore) -> None:
@@ -116,7 +130,7 @@ def test_graph_store_keyword_search_time_window(graph: GraphStore) -> None:
             doc("d2", "Acme news two.", when=datetime(2025, 3, 1, tzinfo=UTC)),
         ]
     )
-    ids = lambda **kw: [c for c, _ in graph.keyword_search("acme news", namespace="n", limit=5, **kw)]  # noqa: E731
+    ids = lambda **kw: [c for c, _ in SearchReads(graph).keyword_search("acme news", namespace="n", limit=5, **kw)]  # noqa: E731
     assert ids(since=datetime(2025, 2, 1, tzinfo=UTC)) == ["d2-c0"]
     assert ids(until=datetime(2025, 2, 1, tzinfo=UTC)) == ["d1-c0"]
 
@@ -129,15 +143,15 @@ def test_graph_store_entity_reads_time_window(graph: GraphStore) -> None:
             doc("d2", "Alice works at Acme, still.", when=datetime(2025, 3, 1, tzinfo=UTC)),
         ]
     )
-    alice, acme = (graph.find_entities("n", [key])[0]["id"] for key in ("alice", "acme"))
-    relation = graph.relations_among("n", [alice, acme])[0]["relation_id"]
+    alice, acme = (graph.find_entities("n", [key])[0].id for key in ("alice", "acme"))
+    relation = SearchReads(graph).relations_among("n", [alice, acme])[0].relation_id
     feb, apr = datetime(2025, 2, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
     for since, until, expected in [(None, None, {"d1-c0", "d2-c0"}), (feb, None, {"d2-c0"}), (None, feb, {"d1-c0"}),
                                    (feb, apr, {"d2-c0"}), (apr, None, set())]:  # fmt: skip
-        chunks = graph.chunks_for_entities("n", {alice: 1.0, acme: 0.5}, limit=5, since=since, until=until)
+        chunks = SearchReads(graph).chunks_for_entities("n", {alice: 1.0, acme: 0.5}, limit=5, since=since, until=until)
         assert {cid for cid, _ in chunks} == expected
         assert all(score == 3.0 for _, score in chunks)  # both mentions in the first sentence: 2 x 1.0 + 2 x 0.5
-        evidence = graph.evidence_chunks([relation], limit=5, since=since, until=until)
+        evidence = SearchReads(graph).evidence_chunks([relation], limit=5, since=since, until=until)
         assert {cid for cid, _ in evidence} == expected
 
 
@@ -146,8 +160,8 @@ def test_graph_store_dated_chunks(graph: GraphStore) -> None:
     dated = doc("d1", "Alice works at Acme since May 2024.")
     dated.chunks[0].extraction.entities.append(entity("May 2024", "DATE", dated.text.find("May 2024")))
     graph.write_documents([dated, doc("d2", "Alice works at Acme too.")])
-    assert graph.dated_chunks(["d1-c0", "d2-c0", "missing"]) == {"d1-c0"}
-    assert graph.dated_chunks([]) == set()
+    assert SearchReads(graph).dated_chunks(["d1-c0", "d2-c0", "missing"]) == {"d1-c0"}
+    assert SearchReads(graph).dated_chunks([]) == set()
 
 
 def test_graph_store_chunks_naming_other_entities_of_a_label(graph: GraphStore) -> None:
@@ -160,11 +174,11 @@ def test_graph_store_chunks_naming_other_entities_of_a_label(graph: GraphStore) 
     said = turn.text.find("I hear")
     turn.chunks[0].extraction.entities.append(ExtractedEntity("I", "PERSON", "bob", "Bob", said, said + 1, 0, 40, True))
     graph.write_documents([doc("d1", "Alice works at Acme."), bob, turn])
-    alice = graph.find_entities("n", ["alice"])[0]["id"]
+    alice = graph.find_entities("n", ["alice"])[0].id
     everyone = ["d1-c0", "d2-c0", "d3-c0"]
-    assert graph.chunks_naming(everyone, ["PERSON"]) == set(everyone)
-    assert graph.chunks_naming(everyone, ["PERSON"], besides=[alice]) == {"d2-c0"}
-    assert graph.chunks_naming(everyone, ["LOC", "DATE"]) == set()
+    assert SearchReads(graph).chunks_naming(everyone, ["PERSON"]) == set(everyone)
+    assert SearchReads(graph).chunks_naming(everyone, ["PERSON"], besides=[alice]) == {"d2-c0"}
+    assert SearchReads(graph).chunks_naming(everyone, ["LOC", "DATE"]) == set()
 
 
 def test_graph_store_find_dates(graph: GraphStore) -> None:
@@ -177,7 +191,7 @@ def test_graph_store_find_dates(graph: GraphStore) -> None:
     graph.write_documents([dated, other])
 
     def found(*wanted: str) -> list[str]:
-        return [e["key"] for e in graph.find_dates("n", wanted)]
+        return [e.key for e in SearchReads(graph).find_dates("n", wanted)]
 
     assert found("2025-03") == ["2025-03", "2025-03-01", "2025-03-31"]
     assert found("2025-03-31") == ["2025-03", "2025-03-31"]
@@ -203,13 +217,17 @@ def test_graph_store_turns_after(graph: GraphStore) -> None:
     graph.write_documents([*turns, said("o1", "Alice works at Acme elsewhere.", "Ann", 2, namespace="other")])
     rows = graph.chunks([f"t{i}-c0" for i in range(6)])
     t0, t4, t5 = rows["t0-c0"], rows["t4-c0"], rows["t5-c0"]
-    after = graph.turns_after("n", [t0, t4, t5], span=2, gap=30 * minute)
+    after = SearchReads(graph).turns_after("n", [t0, t4, t5], span=2, gap=30 * minute)
     assert after == [["t1-c0", "t3-c0"], [], []]  # t2 names no speaker; t5 is 86 minutes after t4
-    assert graph.turns_after("n", [t0], span=5, gap=30 * minute, until=T0 + 4 * minute) == [["t1-c0", "t3-c0"]]
-    assert graph.turns_after("n", [t0], span=5, gap=30 * minute, since=T0 + 2 * minute) == [["t3-c0", "t4-c0"]]
+    assert SearchReads(graph).turns_after("n", [t0], span=5, gap=30 * minute, until=T0 + 4 * minute) == [
+        ["t1-c0", "t3-c0"]
+    ]
+    assert SearchReads(graph).turns_after("n", [t0], span=5, gap=30 * minute, since=T0 + 2 * minute) == [
+        ["t3-c0", "t4-c0"]
+    ]
     graph.delete_document("t1")
-    assert graph.turns_after("n", [t0], span=1, gap=30 * minute) == [["t3-c0"]]
-    assert graph.turns_after("n", [], span=1, gap=minute) == []
+    assert SearchReads(graph).turns_after("n", [t0], span=1, gap=30 * minute) == [["t3-c0"]]
+    assert SearchReads(graph).turns_after("n", [], span=1, gap=minute) == []
 
 
 def test_graph_store_turn_before(graph: GraphStore) -> None:
@@ -242,7 +260,10 @@ def test_graph_store_conversation_reads_scan_index_ranges(tmp_path) -> None:
     event.listen(
         graph.engine, "before_cursor_execute", lambda c, cur, sql, params, *a: statements.append((sql, params))
     )
-    assert graph.turns_after("n", seeds, span=2, gap=timedelta(minutes=30)) == [["t1-c0", "t2-c0"], ["t2-c0"]]
+    assert SearchReads(graph).turns_after("n", seeds, span=2, gap=timedelta(minutes=30)) == [
+        ["t1-c0", "t2-c0"],
+        ["t2-c0"],
+    ]
     assert graph.turn_before("n", T0 + timedelta(minutes=2), gap=timedelta(minutes=30), besides="t2")[0] == "Ann"
     with graph.engine.connect() as conn:
         plans = [
@@ -268,10 +289,12 @@ def test_graph_store_turns_of_one_time_follow_in_the_order_written(graph: GraphS
     graph.write_documents([turn("s1", "Ann"), turn("s2", "Ben"), turn("s3", "Ann")])
     graph.write_documents([turn("s4", "Ben"), turn("later", "Ann", minutes=5)])
     rows = graph.chunks(["s1-c0", "s2-c0", "s3-c0", "s4-c0", "later-c0"])
-    after = graph.turns_after("n", [rows["s1-c0"], rows["s3-c0"], rows["s4-c0"]], span=3, gap=timedelta(minutes=30))
+    after = SearchReads(graph).turns_after(
+        "n", [rows["s1-c0"], rows["s3-c0"], rows["s4-c0"]], span=3, gap=timedelta(minutes=30)
+    )
     assert after == [["s2-c0", "s3-c0", "s4-c0"], ["s4-c0", "later-c0"], ["later-c0"]]
     unknown = dataclasses.replace(rows["s1-c0"], created_at=None)  # no write time: only later times follow
-    assert graph.turns_after("n", [unknown], span=3, gap=timedelta(minutes=30)) == [["later-c0"]]
+    assert SearchReads(graph).turns_after("n", [unknown], span=3, gap=timedelta(minutes=30)) == [["later-c0"]]
 
 
 def test_graph_store_chunk_context_is_batched(graph: GraphStore) -> None:
@@ -289,7 +312,7 @@ def test_graph_store_chunk_context_names_merged_entities_once_by_their_canonical
     rel = ExtractedRelation(1, "meet at", 2, "prep", 0.8, text, 0, len(text))
     chunk = ChunkWrite("d1-c0", 0, 0, len(text), text, "h", Extraction(ents, [rel]))
     graph.write_documents([DocumentWrite("d1", "n", "d1", None, None, text, "h", {}, T0, [chunk])])
-    alice, al = (graph.find_entities("n", [key])[0]["id"] for key in ("alice", "al"))
+    alice, al = (graph.find_entities("n", [key])[0].id for key in ("alice", "al"))
     merge = graph.merge_entities(al, alice, reason="test")
     entities, relations = graph.chunk_context(["d1-c0"])
     assert [e.name for e in entities["d1-c0"]] == ["Alice", "Acme"]
@@ -326,15 +349,15 @@ def test_graph_store_entity_members_from_rows_read_for_more_entities(graph: Grap
     chunk = ChunkWrite("d1-c0", 0, 0, len(text), text, "h", Extraction([entity(*n) for n in names], []))
     graph.write_documents([dataclasses.replace(write, chunks=[chunk])])
     graph.write_documents([doc("d2", "Alice works at Acme.")])  # a second mention of Alice and of Acme (ORG)
-    ids = {(e["name"], e["label"]): e["id"] for e in graph.find_entities("n", ["acme", "alice", "al", "bob"])}
+    ids = {(e.name, e.label): e.id for e in graph.find_entities("n", ["acme", "alice", "al", "bob"])}
     graph.merge_entities(ids["Al", "PERSON"], ids["Alice", "PERSON"], reason="test")
     acme, alice, bob = ids["Acme", "ORG"], ids["Alice", "PERSON"], ids["Bob", "PERSON"]
-    members, counts = graph.entity_members([acme, alice])
+    members, counts = SearchReads(graph).entity_members([acme, alice])
     assert members == {acme: acme, ids["Acme", "LOC"]: acme, alice: alice, ids["Al", "PERSON"]: alice}
     assert counts == {acme: 3, alice: 3}
-    rows = graph.entity_member_rows([bob, alice, acme])
+    rows = SearchReads(graph).entity_member_rows([bob, alice, acme])
     for subset in ([acme, alice], [alice], [bob, acme]):
-        assert group_members(subset, rows) == graph.entity_members(subset)
+        assert group_members(subset, rows) == SearchReads(graph).entity_members(subset)
 
 
 def test_graph_store_repair_recomputes_counts(graph: GraphStore) -> None:
@@ -345,9 +368,9 @@ def test_graph_store_repair_recomputes_counts(graph: GraphStore) -> None:
     graph.write_documents([doc("d1", "Alice works at Acme.")])
     with graph.engine.begin() as conn:
         conn.execute(update(Entity).values(mention_count=7))
-    assert graph.graph_problems()["count_mismatches"] == 2
+    assert graph.graph_problems().count_mismatches == 2
     graph.repair_graph()
-    assert not any(graph.graph_problems().values())
+    assert not graph.graph_problems().any()
 
 
 def test_graph_store_keyword_terms() -> None:

@@ -20,8 +20,7 @@ from click.testing import CliRunner
 
 from memory_graph import InputError, MemoryManager
 from memory_graph.cli import cli
-from memory_graph.importers import ImportSpec, read_records
-from memory_graph.reingest import ReingestReport, run_reingest
+from memory_graph.reingest import ImportSpec, ReingestReport, run_reingest
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy"
 SQLITE_TABLES = ("memories", "knowledge_clusters", "learning_patterns", "user_preferences", "conversation_sessions")
@@ -140,6 +139,10 @@ def test_importers_jsonl_skips_bad_lines(manager: MemoryManager) -> None:
     assert offsite.external_id == "j-3" and offsite.metadata["topic"] == "work"
     assert offsite.observed_at == datetime(2025, 1, 1, 12, tzinfo=UTC)
     assert hit(manager, "Priya moved to Melbourne", "jsonl").metadata["speaker"] == "Priya"
+
+
+def read_records(kind: str, path: Path) -> list:
+    return ImportSpec(kind, path).open().records
 
 
 # -- bad input: one line naming the file ---------------------------------------------------------

@@ -111,7 +111,7 @@ def test_manager_re_mentioning_updates_entities_not_duplicates(manager: MemoryMa
     manager.add("Alice loves Berlin in the spring.", namespace="n", external_id="b")
     berlin = manager.entity("Berlin", namespace="n")
     assert berlin.mention_count == 2
-    assert [(r["label"], r["name"]) for r in manager.graph.entity_rows("n")].count(("LOC", "Berlin")) == 1
+    assert [(r.label, r.name) for r in manager.graph.entity_rows("n")].count(("LOC", "Berlin")) == 1
 
 
 def test_manager_replacing_text_replaces_the_memory(manager: MemoryManager) -> None:
@@ -139,16 +139,16 @@ def test_manager_namespaces_are_isolated(manager: MemoryManager) -> None:
 def test_namespace_chunks_counts_and_sees_other_namespaces(manager: MemoryManager) -> None:
     """Both probes for another namespace: one sorting after ("c") and one before ("a")."""
     manager.add("Frank's dog is called Rex.", namespace="b", external_id="b1")
-    assert manager.graph.namespace_chunks("b") == (1, True)
+    assert manager.searcher.reads.namespace_chunks("b") == (1, True)
     later = manager.add("Grace's cat is called Tom.", namespace="c", external_id="c1")
-    assert manager.graph.namespace_chunks("b") == (1, False)
+    assert manager.searcher.reads.namespace_chunks("b") == (1, False)
     manager.delete(later.document_id)
-    assert manager.graph.namespace_chunks("b") == (1, True)
+    assert manager.searcher.reads.namespace_chunks("b") == (1, True)
     manager.add("Grace's cat is called Tom.", namespace="a", external_id="a1")
-    assert manager.graph.namespace_chunks("b") == (1, False)
-    assert manager.graph.namespace_chunks("nobody") == (0, False)
+    assert manager.searcher.reads.namespace_chunks("b") == (1, False)
+    assert manager.searcher.reads.namespace_chunks("nobody") == (0, False)
     ids = manager.search("Frank's dog", namespace="b", k=1)[0].chunk_id, *later.chunk_ids, "no-such-chunk"
-    assert manager.graph.count_in_namespace("b", ids) == 1
+    assert manager.searcher.reads.count_in_namespace("b", ids) == 1
 
 
 def test_manager_search_reads_through_one_connection(manager: MemoryManager) -> None:
@@ -171,7 +171,7 @@ def test_manager_search_stays_in_its_namespace_when_the_vector_filter_is_skipped
     the filtered search must still find the namespace's own chunks by vector."""
     manager.add("Frank's dog is called Rex.", namespace="alpha", external_id="a1")
     manager.add("Frank walks Rex along the river every morning.", namespace="alpha", external_id="a2")
-    assert manager.graph.namespace_chunks("alpha") == (2, True)
+    assert manager.searcher.reads.namespace_chunks("alpha") == (2, True)
     foreign = [f"What is the dog called, number {i}?" for i in range(30)]
     manager.vectors.upsert(
         [f"foreign-{i}" for i in range(30)],

@@ -26,9 +26,9 @@ from sqlalchemy.exc import DBAPIError
 
 from memory_graph import ConfigError, GraphStore, InputError, MemoryManager, Settings
 from memory_graph.cli import cli
-from memory_graph.ingest import _with_precomputed
-from memory_graph.job_store import BatchCounts, JobStore, job_key
+from memory_graph.ingest import with_precomputed
 from memory_graph.reingest import ChromaSpec, reingest_chroma, run_reingest
+from memory_graph.reingest.jobs import BatchCounts, JobStore, job_key
 from memory_graph.schema import ReingestBatch
 from memory_graph.vector_store import VectorStore, chunk_metadata, make_chroma_client
 
@@ -119,7 +119,7 @@ def test_stored_vectors_are_not_reused_where_a_speaker_leads_the_embedded_text(t
     texts = ["I moved to Denver.", "Nina moved to Denver."]
     metas = [chunk_metadata(namespace="n", document_id=f"d{i}", observed_at=None, speaker="Nina") for i in (1, 2)]
     stored = {"h1": fake_embedder(texts)[0], "h2": fake_embedder(["something else"])[0]}
-    out = _with_precomputed(texts, metas, ["h1", "h2"], stored, vs)
+    out = with_precomputed(texts, metas, ["h1", "h2"], stored, vs)
     assert np.allclose(out[0], fake_embedder(["Nina: I moved to Denver."])[0])
     assert np.allclose(out[1], stored["h2"])
 

@@ -15,19 +15,13 @@ import pytest
 from sqlalchemy import event
 
 from memory_graph import MemoryManager
-from memory_graph.extraction import CONCEPT, NAMED_LABELS
-from memory_graph.retrieval import (
-    DEFAULT_SEARCH,
-    SearchConfig,
-    _Candidate,
-    _Expansion,
-    _HitContext,
-    answer_labels,
-    build_hits,
-    link_query_entities,
-    signal_shares,
-)
+from memory_graph.retrieval import DEFAULT_SEARCH, SearchConfig, answer_labels, signal_shares
+from memory_graph.retrieval.expansion import Expansion
+from memory_graph.retrieval.fusion import Candidate
+from memory_graph.retrieval.hits import HitContext, build_hits
+from memory_graph.retrieval.linking import link_query_entities
 from memory_graph.temporal import is_when_question, normalize_date
+from memory_graph.vocabulary import CONCEPT, NAMED_LABELS
 
 DATA = Path(__file__).parent / "data" / "conversations.jsonl"
 
@@ -119,8 +113,10 @@ def test_retrieval_date_in_query_links_to_dated_memories(chat: MemoryManager) ->
 
 
 def linked(chat: MemoryManager, query: str, *, fuzzy: bool = True) -> set[str]:
-    entities = link_query_entities(query, namespace="nina", graph=chat.graph, extractor=chat.extractor, fuzzy=fuzzy)
-    return {e["name"] for e in entities}
+    entities = link_query_entities(
+        query, namespace="nina", reads=chat.searcher.reads, extractor=chat.extractor, fuzzy=fuzzy
+    )
+    return {e.name for e in entities}
 
 
 def test_retrieval_query_linking_finds_names_aliases_and_plural_concepts(chat: MemoryManager) -> None:
@@ -134,12 +130,14 @@ def test_retrieval_query_linking_does_not_take_part_of_a_longer_name(chat: Memor
     """Nobody here is called Omar Smith: its first word alone must not link Omar Haddad."""
     assert linked(chat, "Did Omar Smith call?", fuzzy=False) == set()
     assert linked(chat, "Did Omar Smith call?") == set()  # nor fuzzily: Smith is not Haddad
-    assert [e["name"] for e in chat.graph.find_entities_fuzzy("nina", ["Vantage Robot"])][:1] == ["Vantage Robotics"]
+    assert [e.name for e in chat.searcher.reads.find_entities_fuzzy("nina", ["Vantage Robot"])][:1] == [
+        "Vantage Robotics"
+    ]
 
 
 def test_retrieval_fuzzy_names_take_near_spellings_only(chat: MemoryManager) -> None:
     def fuzzy(name: str) -> list[str]:
-        return [e["name"] for e in chat.graph.find_entities_fuzzy("nina", [name])]
+        return [e.name for e in chat.searcher.reads.find_entities_fuzzy("nina", [name])]
 
     assert fuzzy("Vantage Robtics")[:1] == ["Vantage Robotics"]  # a letter dropped: difflib ratio 0.97
     assert "Vantage Robotics" not in fuzzy("Vantage Rocketry")  # same first word, another name: 0.69
@@ -164,8 +162,8 @@ def test_retrieval_entity_weight_stays_positive_when_mentions_outnumber_chunks(m
     manager.add_many([{"text": t, "metadata": {"speaker": "Lena"}} for t in said], namespace="lena")
     lena, boulder = manager.entity("Lena", namespace="lena"), manager.entity("Boulder", namespace="lena")
     assert lena.mention_count > len(said)
-    expansion = _Expansion(
-        "lena", len(said), graph=manager.graph, config=DEFAULT_SEARCH, limit=20, since=None, until=None
+    expansion = Expansion(
+        "lena", len(said), reads=manager.searcher.reads, config=DEFAULT_SEARCH, limit=20, since=None, until=None
     )
     _, idf = expansion.weigh([lena.entity.id, boulder.entity.id])
     assert 0 < idf[lena.entity.id] < idf[boulder.entity.id]
@@ -180,11 +178,11 @@ def test_retrieval_alias_merge_is_recorded_and_undoable(chat: MemoryManager) -> 
     omar = chat.entity("Omar", namespace="nina")
     assert omar.entity.name == "Omar Haddad"
     assert {"Omar", "Omar Haddad"} <= set(omar.aliases)
-    merges = chat.graph.merges("nina")
-    merge = next(m for m in merges if m["entity_name"] == "Omar" and m["into_name"] == "Omar Haddad")
+    merges = chat.merges("nina")
+    merge = next(m for m in merges if m.entity_name == "Omar" and m.into_name == "Omar Haddad")
     hit = chat.search("What does Omar Haddad do?", namespace="nina", k=5)
     assert "s1-1" in ids(hit)  # "Omar" in s1-1 is the same person
-    chat.graph.undo_merge(merge["id"])
+    chat.undo_merge(merge.id)
     assert chat.entity("Omar", namespace="nina").entity.name == "Omar"
     assert chat.entity("Omar Haddad", namespace="nina").aliases == ["Omar Haddad"]
 
@@ -290,9 +288,9 @@ def test_retrieval_hit_context_read_early_is_reused_and_the_same(chat: MemoryMan
     from it are those a fresh read gives, and nothing read early is read again."""
     graph = chat.graph
     chunk_ids = [h.chunk_id for h in chat.search("Omar and Vantage Robotics in Pittsburgh", namespace="nina", k=6)]
-    best = [(cid, _Candidate(score=1.0 / rank)) for rank, cid in enumerate(chunk_ids, 1)]
+    best = [(cid, Candidate(score=1.0 / rank)) for rank, cid in enumerate(chunk_ids, 1)]
     fresh = build_hits(best, graph, namespace="nina")
-    early = _HitContext(graph)
+    early = HitContext(graph)
     early.read(chunk_ids[:3])
     statements: list[str] = []
 
@@ -313,12 +311,13 @@ def test_retrieval_hit_context_read_early_is_reused_and_the_same(chat: MemoryMan
 def test_retrieval_bridge_mentions_read_early_are_reused(chat: MemoryManager) -> None:
     """The mentions of the best keyword hits are read while the query is embedded; the bridges
     from them read only the chunks not read then, and find the same entities."""
-    graph = chat.graph
     chunk_ids = [h.chunk_id for h in chat.search("Omar and Vantage Robotics in Pittsburgh", namespace="nina", k=4)]
-    expansion = _Expansion("nina", 20, graph=graph, config=DEFAULT_SEARCH, limit=20, since=None, until=None)
+    expansion = Expansion(
+        "nina", 20, reads=chat.searcher.reads, config=DEFAULT_SEARCH, limit=20, since=None, until=None
+    )
     early = expansion.read_mentions(chunk_ids[:2])
     later = expansion.read_mentions(chunk_ids)
-    fresh = graph.chunk_mentions(chunk_ids, labels=NAMED_LABELS | {CONCEPT})
+    fresh = chat.searcher.reads.chunk_mentions(chunk_ids, labels=NAMED_LABELS | {CONCEPT})
     assert later == {cid: fresh.get(cid, []) for cid in chunk_ids}
     assert all(later[cid] is early[cid] for cid in chunk_ids[:2])  # not read again
     assert any(later.values())
@@ -333,7 +332,7 @@ def test_retrieval_search_takes_a_torch_thread_from_its_worker_only(tmp_path: Pa
         import threading, torch
         from pathlib import Path
         from memory_graph import MemoryManager, Settings
-        from memory_graph import retrieval
+        from memory_graph.retrieval.searcher import embedding_pool
 
         def count_in_new_thread():
             found = []
@@ -344,7 +343,7 @@ def test_retrieval_search_takes_a_torch_thread_from_its_worker_only(tmp_path: Pa
         default = count_in_new_thread()
         with MemoryManager(Settings(data_dir=Path({str(tmp_path)!r}))) as mm:
             mm.search("Who wrote the first program?", namespace="n")
-            worker = retrieval._POOL.submit(torch.get_num_threads).result()
+            worker = embedding_pool().submit(torch.get_num_threads).result()
             print(default, worker, torch.get_num_threads(), count_in_new_thread())
         """
     )

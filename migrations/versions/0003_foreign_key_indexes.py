@@ -1,9 +1,8 @@
 """Indexes on the foreign keys that deleting an entity checks: relations.source_id and
 entity_merges.entity_id / into_id.
 
-Without them, SQLite scanned every relation and every merge for each entity a delete removed:
-``delete`` of one document took 256 ms (median) in a store of 4,858 paragraphs and 101,152
-relations, and grew with the store.
+Without them, SQLite scanned every relation and every merge for each entity a delete removed,
+so a ``delete`` grew with the store (figures in docs/performance.md, "Deletes").
 
 Revision ID: 0003
 Revises: 0002

@@ -22,24 +22,17 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from memory_graph.errors import GraphStoreError
 from memory_graph.schema import ReingestBatch, ReingestJob
+from memory_graph.store.engine import Dialect, sql_errors, utcnow
 
 #: How long a claim protects a batch; after that another worker may take it over.
 DEFAULT_LEASE = timedelta(minutes=15)
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 def worker_name() -> str:
@@ -102,33 +95,24 @@ class JobStore:
     """Jobs and batch claims in the target database (``reingest_jobs``, ``reingest_batches``).
 
     Args:
-        engine: the engine of the target :class:`~memory_graph.graph_store.GraphStore`.
+        engine: the engine of the target :class:`~memory_graph.store.GraphStore`.
         lease: how long a claim protects a batch from other workers.
     """
 
     def __init__(self, engine: Engine, *, lease: timedelta = DEFAULT_LEASE) -> None:
         self.engine = engine
-        self.dialect = engine.dialect.name
+        self.dialect = Dialect(engine.dialect.name)
         self.lease = lease
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        try:
+        with sql_errors(doing, self.engine):
             yield
-        except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            url = self.engine.url.render_as_string(hide_password=True)
-            raise GraphStoreError(f"{doing} failed on {url}: {reason}") from exc
-        except SQLAlchemyError as exc:
-            raise GraphStoreError(f"{doing} failed: {exc}") from exc
 
     @contextmanager
     def _write(self, doing: str) -> Iterator[Connection]:
         with self._errors(doing), self.engine.begin() as conn:
             yield conn
-
-    def _insert(self, table: Any) -> Any:
-        return (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -156,7 +140,7 @@ class JobStore:
             generation = max((int(r.id.rsplit(".", 1)[1]) for r in rows), default=-1) + 1
             job_id = f"{key}.{generation}"
             conn.execute(
-                self._insert(ReingestJob)
+                self.dialect.insert(ReingestJob)
                 .values(
                     id=job_id,
                     namespace=namespace,
@@ -182,7 +166,7 @@ class JobStore:
                 }
                 for no, start in enumerate(range(0, total, batch_size))
             ]
-            stmt = self._insert(ReingestBatch).on_conflict_do_nothing(index_elements=["job_id", "batch_no"])
+            stmt = self.dialect.insert(ReingestBatch).on_conflict_do_nothing(index_elements=["job_id", "batch_no"])
             for i in range(0, len(batches), 500):
                 conn.execute(stmt, batches[i : i + 500])
             row = conn.execute(select(_JOBS).where(ReingestJob.id == job_id)).one()
@@ -216,9 +200,8 @@ class JobStore:
             .order_by(ReingestBatch.batch_no)
             .limit(1)
         )
-        if self.dialect == "postgresql":
-            # Concurrent claimers skip the rows others hold instead of queueing behind them.
-            candidate = candidate.with_for_update(skip_locked=True)
+        # On PostgreSQL, concurrent claimers skip the rows others hold instead of queueing behind them.
+        candidate = self.dialect.skip_locked(candidate)
         stmt = (
             update(ReingestBatch)
             .where(ReingestBatch.id == candidate.scalar_subquery())

@@ -1,8 +1,8 @@
 """Legacy memory stores as records for re-ingest: TOML logs, SQLite databases, markdown diaries, JSONL.
 
-Each reader turns a store into :class:`~memory_graph.reingest.SourceRecord` s (one per memory,
+Each reader turns a store into :class:`~memory_graph.reingest.sources.SourceRecord` s (one per memory,
 with a stable id that becomes the memory's ``external_id``), so an import runs through the same
-resumable, idempotent job as a Chroma re-ingest (:func:`memory_graph.reingest.run_reingest`).
+resumable, idempotent job as a Chroma re-ingest (:func:`memory_graph.reingest.runner.run_reingest`).
 A whole store that cannot be read (missing, malformed TOML, a locked or corrupt SQLite file) is a
 one-line :class:`InputError` naming the file; a single bad record becomes a record with a
 ``problem``, which the job skips and reports while the rest goes in.
@@ -38,7 +38,7 @@ from typing import Any
 
 from memory_graph.errors import ConfigError, InputError
 from memory_graph.files import read_text_file
-from memory_graph.reingest import ListSource, SourceRecord, record_row
+from memory_graph.reingest.sources import ListSource, SourceRecord, record_row
 
 #: Fields that hold a memory's text, in the order they are looked for.
 TEXT_FIELDS = ("text", "content", "memory", "reflection", "summary", "message", "entry", "body", "note", "description")
@@ -427,12 +427,3 @@ READERS: dict[str, Callable[[Path], tuple[list[SourceRecord], list[str]]]] = {
     "markdown": read_markdown,
     "jsonl": read_jsonl,
 }
-
-
-def read_records(kind: str, path: Path) -> list[SourceRecord]:
-    """The records of a legacy store (duplicates marked), without running a job.
-
-    Raises:
-        InputError: the store is missing or unreadable as a whole.
-    """
-    return ImportSpec(kind, path).open().records

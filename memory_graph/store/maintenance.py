@@ -1,0 +1,173 @@
+"""Maintenance of the relational store: problems and their repair, counts, and whole-table reads
+for analysis and export. None of these is on the query path; each reads whole tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
+
+from memory_graph.schema import Chunk, Document, Entity, EntityAlias, Mention, Relation, RelationEvidence
+from memory_graph.store.engine import Dialect
+from memory_graph.store.rows import AliasRow, EntityRow, GraphProblems, MentionRow, RelationRow, RowCounts
+from memory_graph.store.writes import delete_unmentioned_entities
+
+
+def graph_problems(conn: Connection) -> GraphProblems:
+    """Counts of dangling rows and counters that disagree with the rows they count."""
+    dangling_mentions = conn.execute(
+        select(func.count())
+        .select_from(Mention)
+        .where(~Mention.chunk_id.in_(select(Chunk.id)) | ~Mention.entity_id.in_(select(Entity.id)))
+    ).scalar_one()
+    dangling_relations = (
+        conn.execute(
+            select(func.count())
+            .select_from(Relation)
+            .where(
+                ~Relation.source_id.in_(select(Entity.id))
+                | ~Relation.target_id.in_(select(Entity.id))
+                | ~Relation.id.in_(select(RelationEvidence.relation_id))
+            )
+        ).scalar_one()
+        + conn.execute(
+            select(func.count())
+            .select_from(RelationEvidence)
+            .where(
+                ~RelationEvidence.chunk_id.in_(select(Chunk.id))
+                | ~RelationEvidence.relation_id.in_(select(Relation.id))
+            )
+        ).scalar_one()
+    )
+    orphan_entities = conn.execute(
+        select(func.count()).select_from(Entity).where(~Entity.id.in_(select(Mention.entity_id)))
+    ).scalar_one()
+    mention_totals = select(Mention.entity_id, func.count().label("n")).group_by(Mention.entity_id).subquery()
+    count_mismatches = conn.execute(
+        select(func.count())
+        .select_from(Entity)
+        .join(mention_totals, mention_totals.c.entity_id == Entity.id)
+        .where(mention_totals.c.n != Entity.mention_count)
+    ).scalar_one()
+    return GraphProblems(
+        dangling_mentions=int(dangling_mentions),
+        dangling_relations=int(dangling_relations),
+        orphan_entities=int(orphan_entities),
+        count_mismatches=int(count_mismatches),
+    )
+
+
+def repair_graph(conn: Connection, dialect: Dialect) -> None:
+    """Remove dangling rows and recompute counters from the rows they count."""
+    conn.execute(delete(Mention).where(~Mention.chunk_id.in_(select(Chunk.id))))
+    conn.execute(delete(Mention).where(~Mention.entity_id.in_(select(Entity.id))))
+    conn.execute(delete(RelationEvidence).where(~RelationEvidence.chunk_id.in_(select(Chunk.id))))
+    conn.execute(delete(RelationEvidence).where(~RelationEvidence.relation_id.in_(select(Relation.id))))
+    conn.execute(
+        update(Entity).values(
+            mention_count=select(func.count())
+            .select_from(Mention)
+            .where(Mention.entity_id == Entity.id)
+            .scalar_subquery()
+        )
+    )
+    conn.execute(
+        update(Relation).values(
+            count=select(func.count())
+            .select_from(RelationEvidence)
+            .where(RelationEvidence.relation_id == Relation.id)
+            .scalar_subquery()
+        )
+    )
+    conn.execute(delete(Relation).where(Relation.count <= 0))
+    delete_unmentioned_entities(conn)
+    dialect.reindex_text(conn)
+
+
+def row_counts(conn: Connection, namespace: str | None = None) -> RowCounts:
+    """Row counts (live documents only), for one namespace or all."""
+    counts: dict[str, int] = {}
+    for name, model, extra in (
+        ("documents", Document, Document.deleted_at.is_(None)),
+        ("chunks", Chunk, None),
+        ("entities", Entity, None),
+        ("relations", Relation, None),
+        ("mentions", Mention, None),
+    ):
+        query = select(func.count()).select_from(model)
+        if namespace is not None:
+            query = query.where(model.namespace == namespace)
+        if extra is not None:
+            query = query.where(extra)
+        counts[name] = int(conn.execute(query).scalar_one())
+    return RowCounts(**counts)
+
+
+def entity_rows(conn: Connection, namespace: str | None = None) -> list[EntityRow]:
+    """Every entity (of one namespace or all)."""
+    query = select(Entity).order_by(Entity.namespace, Entity.id)
+    if namespace is not None:
+        query = query.where(Entity.namespace == namespace)
+    return [EntityRow.of(e) for e in conn.execute(query)]
+
+
+def relation_rows(conn: Connection, namespace: str | None = None) -> list[RelationRow]:
+    """Every relation with its first evidence sentence."""
+    evidence = (
+        select(RelationEvidence.sentence)
+        .where(RelationEvidence.relation_id == Relation.id)
+        .order_by(RelationEvidence.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(
+        Relation.id,
+        Relation.namespace,
+        Relation.source_id,
+        Relation.predicate,
+        Relation.target_id,
+        Relation.count,
+        Relation.confidence,
+        Relation.first_seen,
+        Relation.last_seen,
+        evidence.label("evidence"),
+    ).order_by(Relation.namespace, Relation.id)
+    if namespace is not None:
+        query = query.where(Relation.namespace == namespace)
+    return [RelationRow(**r._mapping) for r in conn.execute(query)]
+
+
+def mention_rows(conn: Connection, namespace: str | None = None) -> list[MentionRow]:
+    """Every mention with its document and observation time."""
+    query = (
+        select(
+            Mention.id,
+            Mention.namespace,
+            Mention.entity_id,
+            Mention.chunk_id,
+            Chunk.document_id,
+            Mention.text,
+            Mention.start,
+            Mention.end,
+            Document.observed_at,
+        )
+        .join(Chunk, Chunk.id == Mention.chunk_id)
+        .join(Document, Document.id == Chunk.document_id)
+        .order_by(Mention.namespace, Document.observed_at, Mention.id)
+    )
+    if namespace is not None:
+        query = query.where(Mention.namespace == namespace)
+    return [MentionRow(**r._mapping) for r in conn.execute(query)]
+
+
+def alias_rows(conn: Connection, namespace: str | None = None) -> list[AliasRow]:
+    """Every live alias (of one namespace or all)."""
+    query = (
+        select(
+            EntityAlias.entity_id, EntityAlias.namespace, EntityAlias.alias, EntityAlias.alias_key, EntityAlias.count
+        )
+        .where(EntityAlias.count > 0)
+        .order_by(EntityAlias.namespace, EntityAlias.entity_id, EntityAlias.count.desc(), EntityAlias.alias)
+    )
+    if namespace is not None:
+        query = query.where(EntityAlias.namespace == namespace)
+    return [AliasRow(**r._mapping) for r in conn.execute(query)]
