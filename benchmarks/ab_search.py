@@ -5,9 +5,11 @@ HotpotQA store built by ``benchmarks/retrieval.py --data-dir DIR``. The driver s
 question to both, in an order that alternates at random, and each process times its own
 ``MemoryManager.search`` (no pipe in the timing). Printed: p50/p95 per checkout, their ratio,
 and on how many questions the two returned different hits (a behaviour-preserving change: 0).
+Where the other checkout's schema or extraction differs, ``--other-data-dir`` gives it a store
+of its own, built from the same paragraphs by that checkout.
 
     git worktree add ../base <commit>
-    python benchmarks/ab_search.py --other ../base --data-dir DIR [--k 20] [--rounds 3]
+    python benchmarks/ab_search.py --other ../base --data-dir DIR [--other-data-dir DIR2] [--k 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--other", type=Path, help="the other checkout (a git worktree)")
     parser.add_argument("--data-dir", type=Path, required=True, help="a store built by benchmarks/retrieval.py")
+    parser.add_argument(
+        "--other-data-dir", type=Path, default=None, help="the other checkout's own store (its schema may be older)"
+    )
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
@@ -65,9 +70,10 @@ def main() -> None:
     questions = questions[: args.questions]
     with tempfile.TemporaryDirectory() as tmp:
         sides = {}
+        stores = {"this": args.data_dir, "other": args.other_data_dir or args.data_dir}
         for name, checkout in (("this", ROOT), ("other", args.other.resolve())):
             copy = Path(tmp) / name
-            shutil.copytree(args.data_dir, copy)
+            shutil.copytree(stores[name], copy)
             command = [sys.executable, str(ROOT / "benchmarks" / "ab_search.py"), "--serve", "--data-dir", str(copy),
                        "--k", str(args.k)]  # fmt: skip
             # One string-hash seed for both: sets of ids iterate alike, so equal code gives equal hits.

@@ -47,7 +47,7 @@ EntityGraph: TypeAlias = "nx.MultiDiGraph[int]"
 #: Settings fields that name a store; with none of them set, :func:`open_memory` makes a temporary one.
 _STORE_FIELDS = frozenset({"data_dir", "database_url", "chroma_path", "chroma_host"})
 
-_SCORE_PARTS = (*SIGNALS, "turn", "answer")  # the signals' shares, then HitExplanation.gains
+_SCORE_PARTS = (*SIGNALS, "turn", "answer", "state")  # the signals' shares, then HitExplanation.gains
 _DUPLICATE_REASONS = ("same_key", "shared_alias", "short_name")
 
 
@@ -119,7 +119,9 @@ def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> EntityGra
     Nodes are entity ids with ``name``, ``label``, ``key``, ``namespace``, ``mentions`` (mention
     count), ``first_seen`` and ``last_seen`` (ISO 8601, ``""`` when unknown). Edges are relations,
     keyed by relation id, with ``predicate``, ``weight`` (evidence count), ``confidence``,
-    ``evidence`` (the first supporting sentence), ``first_seen`` and ``last_seen``. Every attribute
+    ``evidence`` (the first supporting sentence), ``first_seen`` and ``last_seen``, and for a
+    state's value (:mod:`memory_graph.facts`) its ``state``, ``status`` (current, former, planned,
+    cancelled) and period ``valid_from`` / ``valid_until`` now (``""`` where none). Every attribute
     is a string or a number, so the graph writes to GraphML as it is.
 
     Args:
@@ -152,6 +154,10 @@ def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> EntityGra
             evidence=r.evidence or "",
             first_seen=_iso(r.first_seen),
             last_seen=_iso(r.last_seen),
+            state=r.state or "",
+            status=r.status or "",
+            valid_from=_iso(r.valid_from),
+            valid_until=_iso(r.valid_until),
         )
     return graph
 
@@ -315,7 +321,8 @@ def entities_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.Dat
 
 
 def relations_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.DataFrame:
-    """One row per relation, with source and target names and labels and the first evidence sentence.
+    """One row per relation, with source and target names and labels and the first evidence
+    sentence; a state's value with its status now and its period.
 
     Args:
         mm: the memory to read.
@@ -335,8 +342,10 @@ def relations_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.Da
         for r in mm.graph.relation_rows(namespace)
     ]
     columns = ["id", "namespace", "source_id", "source", "source_label", "predicate", "target_id", "target",
-               "target_label", "count", "confidence", "first_seen", "last_seen", "evidence"]  # fmt: skip
-    return _with_times(pd.DataFrame(rows, columns=columns), "first_seen", "last_seen")
+               "target_label", "count", "confidence", "first_seen", "last_seen", "evidence", "state", "status",
+               "valid_from", "valid_until"]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    return _with_times(frame, "first_seen", "last_seen", "valid_from", "valid_until")
 
 
 def mentions_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.DataFrame:
@@ -488,9 +497,10 @@ def explanations_frame(explanations: Sequence[HitExplanation], *, config: Search
     hit's rank under each signal (``vector``, ``keyword``, ``entity``, ``graph``; missing when
     that signal did not find it), ``graph_path`` ("source -predicate-> target" per relation, "; "
     between them) and ``text``. With ``config`` (the manager's ``search_config``), also
-    ``score_<signal>``: what each signal added to the fused score, and ``score_turn`` and
-    ``score_answer``: what following a best hit's turn and naming what the question asks for
-    added (:class:`~memory_graph.retrieval.HitExplanation`'s ``gains``). They sum to ``score``.
+    ``score_<signal>``: what each signal added to the fused score, and ``score_turn``,
+    ``score_answer`` and ``score_state``: what following a best hit's turn, naming what the
+    question asks for and stating the value of a state it asks for added
+    (:class:`~memory_graph.retrieval.HitExplanation`'s ``gains``). They sum to ``score``.
 
     Args:
         explanations: the result of :meth:`MemoryManager.explain`.

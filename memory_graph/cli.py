@@ -18,6 +18,7 @@ import click
 
 from memory_graph.config import Settings
 from memory_graph.errors import ConfigError, InputError, MemoryGraphError, NotFoundError
+from memory_graph.facts import status_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,6 +89,9 @@ namespace_option = click.option(
     "--namespace", "-n", default=None, help="Namespace (tenant/user scope); default from settings."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+as_of_option = click.option(
+    "--as-of", default=None, help="Answer as of this ISO date: the facts valid then (default: now)."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -143,11 +147,19 @@ def ingest(app: AppContext, paths: tuple[Path, ...], namespace: str | None, as_j
 @click.option("-k", default=5, show_default=True, type=click.IntRange(min=1), help="Number of hits.")
 @click.option("--since", default=None, help="Only memories observed at or after this ISO date.")
 @click.option("--until", default=None, help="Only memories observed before this ISO date.")
+@as_of_option
 @json_option
 @click.pass_obj
 @handle_errors
 def query(
-    app: AppContext, question: str, namespace: str | None, k: int, since: str | None, until: str | None, as_json: bool
+    app: AppContext,
+    question: str,
+    namespace: str | None,
+    k: int,
+    since: str | None,
+    until: str | None,
+    as_of: str | None,
+    as_json: bool,
 ) -> None:
     """Search memories; print each hit with its entities and relations.
 
@@ -155,7 +167,7 @@ def query(
         memory-graph query "Where does Alice work?" --namespace demo -k 3
     """
     with app.manager() as mm:
-        hits = mm.search(question, namespace=namespace, k=k, since=since, until=until)
+        hits = mm.search(question, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
     emit([h.to_dict() for h in hits], as_json, lambda _: render_hits(hits))
 
 
@@ -170,24 +182,27 @@ def render_hits(hits: list[Any]) -> str:
         if hit.entities:
             lines.append("   entities: " + ", ".join(f"{e.name} ({e.label})" for e in hit.entities[:12]))
         for rel in hit.relations[:6]:
-            lines.append(f"   relation: {rel.source.name} —{rel.predicate}→ {rel.target.name}")
+            status = f" ({status_text(rel.status, rel.valid_from, rel.valid_until)})" if rel.status else ""
+            lines.append(f"   relation: {rel.source.name} —{rel.predicate}→ {rel.target.name}{status}")
     return "\n".join(lines)
 
 
 @cli.command()
 @click.argument("name")
 @namespace_option
+@as_of_option
 @json_option
 @click.pass_obj
 @handle_errors
-def entity(app: AppContext, name: str, namespace: str | None, as_json: bool) -> None:
-    """Show an entity: aliases, relations with evidence, mentions.
+def entity(app: AppContext, name: str, namespace: str | None, as_of: str | None, as_json: bool) -> None:
+    """Show an entity: aliases, relations with evidence (current values first, former ones with their
+    period), mentions.
 
     Example:
         memory-graph entity Alice --namespace demo
     """
     with app.manager() as mm:
-        view = mm.entity(name, namespace=namespace)
+        view = mm.entity(name, namespace=namespace, as_of=as_of)
     emit(view.to_dict(), as_json, lambda _: render_entity(view))
 
 
@@ -195,8 +210,9 @@ def render_entity(view: Any) -> str:
     e = view.entity
     lines = [f"{e.name} ({e.label}), {view.mention_count} mentions, aliases: {', '.join(view.aliases) or '-'}"]
     for rel in view.relations:
+        status = f" ({status_text(rel.status, rel.valid_from, rel.valid_until)})" if rel.status else ""
         lines.append(
-            f'  {rel.source.name} —{rel.predicate}→ {rel.target.name}   "{" ".join(rel.evidence.split())[:120]}"'
+            f'  {rel.source.name} —{rel.predicate}→ {rel.target.name}{status}   "{" ".join(rel.evidence.split())[:120]}"'
         )
     for m in view.mentions[:10]:
         when = m.observed_at.date().isoformat() if m.observed_at else "undated"

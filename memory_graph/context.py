@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from memory_graph.facts import CANCELLED, CURRENT, FORMER, status_text
 from memory_graph.records import EntityRef, MemoryHit, RelationRef
 
 TokenCounter = Callable[[str], int]
@@ -48,6 +49,11 @@ def render_context(
             if len(text) > max_chars_per_hit:
                 text = text[: max_chars_per_hit - 1].rstrip() + "…"
             source = f", {hit.external_id}" if hit.external_id else ""
+            states = [r for r in hit.relations if r.status]
+            if states and all(r.status in (FORMER, CANCELLED) for r in states):
+                # Every value it states was replaced (or never happened): not for use as current.
+                outdated = "; ".join(f"{r.source.name} {r.predicate} {r.target.name}" for r in states[:3])
+                text += f" [outdated: {outdated} no longer holds]"
             if not take(f"[{i}] ({when}{source}) {text}", budget * 0.65 if i > 1 else budget):
                 break
 
@@ -57,7 +63,9 @@ def render_context(
             evidence = " ".join(rel.evidence.split())
             if len(evidence) > 200:
                 evidence = evidence[:199].rstrip() + "…"
-            if not take(f'- {rel.source.name} —{rel.predicate}→ {rel.target.name} ("{evidence}")', budget * 0.9):
+            status = f" [{status_text(rel.status, rel.valid_from, rel.valid_until)}]" if rel.status else ""
+            line = f'- {rel.source.name} —{rel.predicate}→ {rel.target.name}{status} ("{evidence}")'
+            if not take(line, budget * 0.9):
                 break
 
     entities = _unique_entities(hits)
@@ -71,11 +79,12 @@ def render_context(
 
 
 def _unique_relations(hits: Sequence[MemoryHit]) -> list[RelationRef]:
+    """The hits' relations once each: current values first, then by confidence."""
     seen: dict[int, RelationRef] = {}
     for hit in hits:
         for rel in sorted(hit.relations, key=lambda r: -r.confidence):
             seen.setdefault(rel.id, rel)
-    return sorted(seen.values(), key=lambda r: -r.confidence)
+    return sorted(seen.values(), key=lambda r: (r.status != CURRENT, r.status in (FORMER, CANCELLED), -r.confidence))
 
 
 def _unique_entities(hits: Sequence[MemoryHit]) -> list[EntityRef]:

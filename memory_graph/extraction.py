@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memory_graph.errors import ExtractionError
+from memory_graph.facts import STATES, State
 from memory_graph.records import ExtractedEntity, ExtractedRelation, Extraction
+from memory_graph.statements import Found, read_statements
 from memory_graph.temporal import normalize_date
 from memory_graph.vocabulary import (
     CONCEPT,
     FIRST_PERSON,
+    FIRST_PLURAL,
     NAMED_LABELS,
     SKIP_LABELS,
     THIRD_PERSON,
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc, Span, Token
 
 #: Stored on every relation row, so re-ingest can find edges made by an older extractor.
-EXTRACTOR_VERSION = "memory_graph.relations.v2"  # v2: relations through "he"/"she"
+EXTRACTOR_VERSION = "memory_graph.relations.v3"  # v2: relations through "he"/"she"; v3: states
 
 # The capitalised last word of an organisation's name ("Northwind Labs", "Kent County Cricket
 # Club", "Catasys, Inc."), and the first word of "University of ...": the NER calls some such
@@ -67,7 +70,9 @@ NP_MODIFIERS = {"compound", "amod", "flat", "nummod", "compound:prt", "nmod:npmo
 
 # A common noun that describes a name: "the CEO Bob", "my sister Carol" (nmod:desc since UD 2.15).
 DESCRIPTORS = ("compound", "appos", "nmod:desc")
-CONFIDENCE = {"svo": 0.9, "passive": 0.85, "prep": 0.8, "copula": 0.8, "appos": 0.8, "poss": 0.7, "cooccur": 0.3}
+CONFIDENCE = {
+    "state": 0.9, "svo": 0.9, "passive": 0.85, "prep": 0.8, "copula": 0.8, "appos": 0.8, "poss": 0.7, "cooccur": 0.3,
+}  # fmt: skip
 
 
 def bundled_model_path(name: str) -> Path | None:
@@ -129,9 +134,10 @@ class Extractor:
 
     version = EXTRACTOR_VERSION
 
-    def __init__(self, nlp: Language, *, max_cooccurring: int = 6) -> None:
+    def __init__(self, nlp: Language, *, max_cooccurring: int = 6, states: Mapping[str, State] | None = None) -> None:
         self.nlp = nlp
         self.max_cooccurring = max_cooccurring
+        self.states = STATES if states is None else states
         self._lock = threading.Lock()
         self._verbs = _known_verbs(nlp)
 
@@ -211,7 +217,9 @@ class Extractor:
         """Turn an analysed ``Doc`` into an :class:`Extraction`. ``antecedents`` are the entities
         named just before the text (the previous turn of a conversation): a pronoun at its start
         may stand for one ("Did you see Anjali?" - "Yes, she took me punting")."""
-        return _DocExtraction(doc, speaker, observed_at, self.max_cooccurring, self._verbs, antecedents).run()
+        return DocExtraction(
+            doc, speaker, observed_at, self.max_cooccurring, self._verbs, antecedents, self.states
+        ).run()
 
 
 def _names_an_organisation(span: Span) -> bool:
@@ -244,7 +252,7 @@ def _known_verbs(nlp: Language) -> frozenset[str]:
     return frozenset(lookups.get_table("lemma_index").get("verb", []))
 
 
-class _DocExtraction:
+class DocExtraction:
     """One document's extraction; keeps the token → entity map the patterns need."""
 
     def __init__(
@@ -255,7 +263,9 @@ class _DocExtraction:
         max_cooccurring: int,
         verbs: frozenset[str],
         antecedents: Sequence[ExtractedEntity] = (),
+        states: Mapping[str, State] = STATES,
     ) -> None:
+        self.states = states
         self.doc = doc
         self.verbs = verbs
         self.speaker = speaker.strip() if speaker and speaker.strip() else None
@@ -273,7 +283,86 @@ class _DocExtraction:
         self._concepts()
         for sent in self.doc.sents:
             self._relations(sent)
+            self._state_statements(sent)
         return self.result
+
+    @property
+    def entities(self) -> list[ExtractedEntity]:
+        return self.result.entities
+
+    def verb_lemma(self, verb: Token) -> str:
+        return self._verb_lemma(verb)
+
+    def entity_of(self, token: Token) -> list[int]:
+        return self._entity_of(token)
+
+    def speaker_entity(self, token: Token) -> int | None:
+        """The speaker's entity for a first-person token ("I", "we"): a mention of it already
+        made anywhere in the text, else one made at ``token``; ``None`` without a speaker."""
+        if self.speaker is None:
+            return None
+        index = self.token_entity.get(token.i)
+        if (
+            index is not None
+            and self.result.entities[index].pronoun
+            and self.result.entities[index].name == self.speaker
+        ):
+            return index
+        if token.lower_ not in FIRST_PERSON | FIRST_PLURAL:
+            return None
+        if index is None:
+            return self._add_entity(self.doc[token.i : token.i + 1], "PERSON", name=self.speaker, pronoun=True)
+        return None
+
+    def speaker_mention(self) -> list[int]:
+        """The speaker's entity where the text has a mention of it already ("I", "my"), else none."""
+        return [i for i, e in enumerate(self.result.entities) if e.pronoun and e.name == self.speaker][:1]
+
+    def _pair_key(self, a: int, b: int) -> frozenset[str]:
+        return frozenset((self.result.entities[a].key, self.result.entities[b].key))
+
+    def _state_statements(self, sent: Span) -> None:
+        """States stated in the sentence (:mod:`memory_graph.statements`) become relations named
+        by the state's label; they take the place of the raw relations between the same two
+        entities in the sentence, as do the state phrases that state nothing (a question, a
+        negation, a wish)."""
+        found = read_statements(self, sent, self.states)
+        if not found:
+            return
+        keys = self._pair_key
+        pairs = {keys(f.source, f.target) for f in found}
+        self.result.relations = [
+            r
+            for r in self.result.relations
+            if r.state is not None or r.sent_start != sent.start_char or keys(r.source, r.target) not in pairs
+        ]
+        for f in found:
+            if not isinstance(f, Found) or f.source == f.target:
+                continue
+            if self.result.entities[f.source].key == self.result.entities[f.target].key:
+                continue
+            key = (f.source, f"{f.state.label}:{f.role}:{f.modality}", f.target)
+            if key in self.seen:
+                continue
+            self.seen.add(key)
+            self.result.relations.append(
+                ExtractedRelation(
+                    source=f.source,
+                    predicate=f.state.label,
+                    target=f.target,
+                    pattern="state",
+                    confidence=CONFIDENCE["state"] * (GUESSED if self._guessed(f.source, f.target) else 1.0),
+                    sentence=sent.text,
+                    sent_start=sent.start_char,
+                    sent_end=sent.end_char,
+                    state=f.state.name,
+                    role=f.role,
+                    modality=f.modality,
+                    valid_from=f.at,
+                    valid_until=f.until,
+                    correction=f.correction,
+                )
+            )
 
     def _verb_lemma(self, verb: Token) -> str:
         """The verb's lowercase lemma. A base form (Penn ``VB``, ``VBP``) is its own lemma: UD

@@ -13,7 +13,7 @@ import gc
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from memory_graph.records import (
     Merge,
     Stats,
 )
-from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, Searcher
+from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, Searcher, states
 from memory_graph.store import GraphStore
 from memory_graph.vector_store import VectorIndex, VectorStore
 from memory_graph.vocabulary import normalize_key
@@ -297,16 +297,22 @@ class MemoryManager:
         k: int = 5,
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
+        as_of: datetime | date | str | None = None,
     ) -> list[MemoryHit]:
         """The ``k`` most relevant chunks of ``namespace`` for ``query``, with their graph context.
 
-        ``since``/``until`` keep memories observed in ``[since, until)``.
+        ``since``/``until`` keep memories observed in ``[since, until)``. A question about a
+        value that changes (where someone lives, works...: :data:`memory_graph.facts.STATES`)
+        puts first the memories that state the value it asks for: the current one, or the one
+        before ("used to"), or the one at a date it names; ``as_of`` answers as of that date. The
+        states of each hit's relations carry their status (current, former, planned) then.
 
         Raises:
             InputError: the query is empty or ``k`` is not positive.
         """
         ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
-        return self.searcher.search(query, namespace=ns, k=k, since=since_at, until=until_at)
+        as_of_at = parse_time(as_of, what="as_of")
+        return self.searcher.search(query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at)
 
     def _search_scope(
         self, query: Any, namespace: str | None, k: Any, since: Any, until: Any
@@ -326,11 +332,13 @@ class MemoryManager:
         k: int = 5,
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
+        as_of: datetime | date | str | None = None,
     ) -> list[HitExplanation]:
         """:meth:`search`'s hits with why each was found: per-signal ranks, the entities linked
         from the query, and the relations around them whose evidence the hit holds."""
         ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
-        return self.searcher.explain(query, namespace=ns, k=k, since=since_at, until=until_at)
+        as_of_at = parse_time(as_of, what="as_of")
+        return self.searcher.explain(query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at)
 
     def context(
         self,
@@ -341,14 +349,21 @@ class MemoryManager:
         k: int = 8,
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
+        as_of: datetime | date | str | None = None,
         count_tokens: TokenCounter = approx_tokens,
     ) -> str:
-        """Prompt-ready text: the hits for ``query`` and their relations, within ``max_tokens``."""
-        hits = self.search(query, namespace=namespace, k=k, since=since, until=until)
+        """Prompt-ready text: the hits for ``query`` and their relations, within ``max_tokens``.
+        A replaced value is marked as replaced, so that a reader does not take it for current."""
+        hits = self.search(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
         return render_context(hits, max_tokens=max_tokens, count_tokens=count_tokens)
 
-    def entity(self, name: str, *, namespace: str | None = None) -> EntityView:
+    def entity(
+        self, name: str, *, namespace: str | None = None, as_of: datetime | date | str | None = None
+    ) -> EntityView:
         """Everything known about the entity called ``name`` (its canonical name or an alias).
+
+        Its relations come current values first, then planned ones, the other relations, and
+        former values last, each state with its status and period as of ``as_of`` (else now).
 
         Raises:
             EntityNotFoundError: no entity of the namespace has that name or alias.
@@ -359,6 +374,8 @@ class MemoryManager:
             raise EntityNotFoundError(name, ns)
         entity = found[0]
         details = self.graph.entity_details(entity.id)
+        when = parse_time(as_of, what="as_of") or datetime.now(UTC)
+        relations = states.annotate({"": details.relations}, graph=self.graph, namespace=ns, when=when)[""]
         return EntityView(
             entity=EntityRef(entity.id, entity.name, entity.label),
             namespace=ns,
@@ -367,7 +384,7 @@ class MemoryManager:
             first_seen=details.first_seen or entity.first_seen,
             last_seen=details.last_seen or entity.last_seen,
             attributes=entity.attributes,
-            relations=details.relations,
+            relations=states.by_status(relations),
             mentions=[
                 Mention(
                     chunk_id=m.chunk_id,

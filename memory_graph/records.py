@@ -65,6 +65,15 @@ class ExtractedRelation:
     sentence: str
     sent_start: int
     sent_end: int
+    # A statement of a state (memory_graph.facts): which state, its role (hold, start, end, past,
+    # cancel), its modality (asserted, planned), the times the text gives, and whether it
+    # corrects the statement before it.
+    state: str | None = None
+    role: str | None = None
+    modality: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    correction: bool = False
 
 
 @dataclasses.dataclass
@@ -91,7 +100,7 @@ class EntityRef(Serialisable):
 
 @dataclasses.dataclass(frozen=True)
 class RelationRef(Serialisable):
-    """A relation with the sentence that supports it."""
+    """A relation with the sentence that supports it (for a state, the statement of it)."""
 
     id: int
     source: EntityRef
@@ -99,6 +108,12 @@ class RelationRef(Serialisable):
     target: EntityRef
     evidence: str
     confidence: float
+    # For a state (a predicate of one value at a time: "lives in"): the value's status at the
+    # time asked about ("current", "former" or "planned") and the period it held or will hold.
+    state: str | None = None
+    status: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -217,6 +219,8 @@ class Relation(Base):
         Index("ix_relations_target_id", "target_id"),
         # Deleting an entity checks its relations by either end: without it, a scan of them all.
         Index("ix_relations_source_id", "source_id"),
+        # A namespace's timelines of one state (exports; the subjects' timelines read by source).
+        Index("ix_relations_namespace_state", "namespace", "state"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -231,6 +235,8 @@ class Relation(Base):
     last_seen: Mapped[datetime] = mapped_column(Timestamp())
     valid_from: Mapped[datetime | None] = mapped_column(Timestamp())
     valid_until: Mapped[datetime | None] = mapped_column(Timestamp())
+    # The state (memory_graph.facts) the relation is a value of; None for other relations.
+    state: Mapped[str | None] = mapped_column(String(32))
 
 
 class RelationEvidence(Base):
@@ -247,3 +253,10 @@ class RelationEvidence(Base):
     start: Mapped[int] = mapped_column(Integer)
     end: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    # A statement of a state: its role (hold, start, end, past, cancel), its modality (asserted,
+    # planned), the times the text gives, and whether it corrects the statement before it.
+    role: Mapped[str | None] = mapped_column(String(8))
+    modality: Mapped[str | None] = mapped_column(String(12))
+    valid_from: Mapped[datetime | None] = mapped_column(Timestamp())
+    valid_until: Mapped[datetime | None] = mapped_column(Timestamp())
+    correction: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

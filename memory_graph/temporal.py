@@ -54,13 +54,28 @@ class DateValue:
         return f"{self.start.year:04d}"
 
 
+def end_of(value: DateValue) -> date:
+    """The first day after the period a date stands for ("2023" → 2024-01-01)."""
+    start = value.start
+    if value.granularity == "year":
+        return date(start.year + 1, 1, 1)
+    if value.granularity == "month":
+        return _month_start(start.year, start.month + 1)
+    if value.granularity == "week":
+        return start + timedelta(days=7)
+    return start + timedelta(days=1)
+
+
 def _month_start(year: int, month: int) -> date:
     year += (month - 1) // 12
     return date(year, (month - 1) % 12 + 1, 1)
 
 
-def normalize_date(text: str, base: datetime | date | None) -> DateValue | None:
+def normalize_date(text: str, base: datetime | date | None, *, future: bool = False) -> DateValue | None:
     """Resolve a DATE expression against ``base`` (when it was said); ``None`` when unknown.
+
+    A bare month or weekday is the latest one not after ``base`` ("I moved in March"), or with
+    ``future`` the next one not before it ("we move in September": a plan).
 
     >>> normalize_date("last May", date(2025, 6, 1)).key
     '2025-05'
@@ -88,12 +103,16 @@ def normalize_date(text: str, base: datetime | date | None) -> DateValue | None:
     if len(words) == 2 and words[0] in ("last", "next", "this", "past", "coming"):
         return _relative(words[0], words[1], today)
     if len(words) == 1 and words[0] in WEEKDAYS:
-        # A bare weekday in a memory most often refers to the past week.
+        # A bare weekday in a memory most often refers to the past week (a plan: the coming one).
+        if future:
+            return DateValue(today + timedelta(days=(WEEKDAYS[words[0]] - today.weekday()) % 7), "day")
         delta = (today.weekday() - WEEKDAYS[words[0]]) % 7
         return DateValue(today - timedelta(days=delta), "day")
     if len(words) == 1 and words[0] in MONTHS and len(words[0]) > 3:
-        # A bare month: the latest one not after the observation.
+        # A bare month: the latest one not after the observation (a plan: the next one not before it).
         month = MONTHS[words[0]]
+        if future:
+            return DateValue(date(today.year if month >= today.month else today.year + 1, month, 1), "month")
         year = today.year if month <= today.month else today.year - 1
         return DateValue(date(year, month, 1), "month")
 
@@ -103,7 +122,7 @@ def normalize_date(text: str, base: datetime | date | None) -> DateValue | None:
     absolute = _absolute(words)
     if absolute is not None:
         return absolute
-    return _dateparser(text, today)
+    return _dateparser(text, today, future=future)
 
 
 def _relative(which: str, unit: str, today: date) -> DateValue | None:
@@ -200,7 +219,7 @@ def _safe_day(year: int, month: int, day: int) -> DateValue | None:
         return None
 
 
-def _dateparser(text: str, today: date) -> DateValue | None:
+def _dateparser(text: str, today: date, *, future: bool = False) -> DateValue | None:
     try:
         import dateparser
     except ImportError:  # optional: the patterns above cover the common forms
@@ -209,7 +228,11 @@ def _dateparser(text: str, today: date) -> DateValue | None:
     parsed = dateparser.parse(
         text,
         languages=["en"],
-        settings={"RELATIVE_BASE": base, "PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": False},
+        settings={
+            "RELATIVE_BASE": base,
+            "PREFER_DATES_FROM": "future" if future else "past",
+            "RETURN_AS_TIMEZONE_AWARE": False,
+        },
     )
     if parsed is None:
         return None

@@ -26,6 +26,8 @@ SKIP_LABELS = frozenset({"CARDINAL", "ORDINAL", "QUANTITY"})
 
 #: First-person pronouns: in a turn with a speaker they stand for that speaker.
 FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself"})
+#: First-person plural pronouns: a speaker's "we moved" is a move of the speaker's.
+FIRST_PLURAL = frozenset({"we", "us", "our", "ours", "ourselves"})
 #: Third-person pronouns that may stand for a person named before ("they" and "it" stand for too
 #: many kinds of thing to guess: a company, a band, the people just named).
 THIRD_PERSON = frozenset({"he", "him", "his", "himself", "she", "her", "hers", "herself"})

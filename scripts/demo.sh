@@ -9,6 +9,7 @@ export MEMORY_GRAPH_DATA_DIR=${MEMORY_GRAPH_DATA_DIR:-.memory_graph/demo}
 memory-graph ingest examples --namespace demo
 for question in \
   "Where does Maya work?" \
+  "Where does Maya live now?" \
   "Who is Priya and where does she live?" \
   "When is the meeting with Tom in Montreal?" \
   "Who did Maya travel to Kyoto with?"; do

@@ -162,7 +162,8 @@ def test_analysis_frames_columns(mm: MemoryManager) -> None:
     assert str(entities["first_seen"].dt.tz) == "UTC"
     relations = mg.relations_frame(mm, namespace=NS)
     assert list(relations.columns) == ["id", "namespace", "source_id", "source", "source_label", "predicate", "target_id", "target",
-                                       "target_label", "count", "confidence", "first_seen", "last_seen", "evidence"]  # fmt: skip
+                                       "target_label", "count", "confidence", "first_seen", "last_seen", "evidence",
+                                       "state", "status", "valid_from", "valid_until"]  # fmt: skip
     row = relations[relations["predicate"] == "marry"].iloc[0]
     assert (row["source"], row["source_label"], row["target"], row["count"]) == ("Bob", "PERSON", "Carol", 1)
     mentions = mg.mentions_frame(mm, namespace=NS)
@@ -289,7 +290,7 @@ def test_analysis_explanations(manager: MemoryManager) -> None:
     frame = mg.explanations_frame(explanations, config=manager.search_config)
     assert list(frame.columns) == ["position", "chunk_id", "external_id", "score", "reasons", "vector", "keyword", "entity", "graph",
                                    "graph_path", "text", "score_vector", "score_keyword", "score_entity", "score_graph",
-                                   "score_turn", "score_answer"]  # fmt: skip
+                                   "score_turn", "score_answer", "score_state"]  # fmt: skip
     assert list(frame["position"]) == list(range(1, len(explanations) + 1))
     assert frame.iloc[0]["external_id"] == "m1"
     parts = frame[[c for c in frame.columns if c.startswith("score_")]].sum(axis=1)

@@ -25,14 +25,14 @@ def test_extraction_named_and_rule_entities(extractor: Extractor) -> None:
 
 def test_extraction_subject_verb_object_and_preposition(extractor: Extractor) -> None:
     found = triples(extractor, "Alice joined Acme in Berlin last May.")
-    assert ("Alice", "join", "Acme") in found
+    assert ("Alice", "works at", "Acme") in found  # "join" starts the state "works at"
 
 
 def test_extraction_copula_and_apposition(extractor: Extractor) -> None:
     assert ("Bob", "be", "doctor") in triples(extractor, "Bob is a doctor.")
     found = triples(extractor, "Marie Curie, a physicist from Warsaw, lived in Paris.")
     assert any(s == "Marie Curie" and p == "be" for s, p, _ in found)
-    assert any(s == "Marie Curie" and p == "live in" and t == "Paris" for s, p, t in found)
+    assert any(s == "Marie Curie" and p == "lives in" and t == "Paris" for s, p, t in found)
 
 
 def test_extraction_possessive(extractor: Extractor) -> None:
@@ -67,13 +67,13 @@ def test_extraction_third_person_pronouns_stand_for_a_plain_antecedent(extractor
     nor its own verb's other argument ("Tom hugged her"), and where two people could be meant
     and the subject rule does not decide, it is left alone. "They" is never resolved."""
     derrickson = "Scott Derrickson (born July 16, 1966) is an American director. He lives in Los Angeles, California."
-    assert ("Scott Derrickson", "live in", "Los Angeles") in triples(extractor, derrickson)
+    assert ("Scott Derrickson", "lives in", "Los Angeles") in triples(extractor, derrickson)
 
     def stand_for(text: str, speaker: str | None = None) -> dict[str, str]:
         return {e.text: e.name for e in extractor.extract(text, speaker=speaker).entities if e.pronoun}
 
-    lives = next(r for r in extractor.extract(derrickson).relations if r.predicate == "live in")
-    assert lives.confidence == pytest.approx(CONFIDENCE["prep"] * GUESSED)
+    lives = next(r for r in extractor.extract(derrickson).relations if r.predicate == "lives in")
+    assert lives.confidence == pytest.approx(CONFIDENCE["state"] * GUESSED)
     assert stand_for("Anjali got the job at Mirabel! They offered it to her on Thursday.", "Priya") == {"her": "Anjali"}
     assert stand_for("Marcus Reid thanked Leah Okafor at the party. Then he hugged her.") == {"he": "Marcus Reid"}
     assert stand_for("Marcus thanked Leah. Tom hugged her.") == {}
@@ -94,7 +94,7 @@ def test_extraction_base_form_verbs_keep_their_form(extractor: Extractor) -> Non
     # The rule lemmatizer strips "need" to "nee" and "discuss" to "discus" as UD morphology tags them.
     assert ("Tom", "need", "car") in triples(extractor, "I need a car.", speaker="Tom")
     assert ("Ann", "discuss", "budget") in triples(extractor, "I discuss the budget every Monday.", speaker="Ann")
-    assert ("Alice", "join", "Acme") in triples(extractor, "Alice joined Acme.")  # inflected forms still lemmatised
+    assert ("Alice", "works at", "Acme") in triples(extractor, "Alice joined Acme.")  # a state's phrase
 
 
 def test_extraction_batch_equals_single(extractor: Extractor) -> None:

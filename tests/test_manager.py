@@ -62,7 +62,7 @@ def test_manager_contract(manager: MemoryManager) -> None:
 def test_manager_speaker_resolves_first_person(manager: MemoryManager) -> None:
     rec = manager.add(CHAT[1]["text"], namespace="u", metadata={"speaker": "Bob"}, external_id="m2")
     triples = {(r.source.name, r.predicate, r.target.name) for r in rec.relations}
-    assert ("Bob", "move to", "Lisbon") in triples
+    assert ("Bob", "lives in", "Lisbon") in triples
     assert ("Bob", "sister", "Carol") in triples
     assert "I" not in manager.entity("Bob", namespace="u").aliases
 

@@ -83,3 +83,56 @@ def test_migrations_postgres_behind_says_so(postgres_server_url: str) -> None:
         with admin.connect() as conn:
             conn.execute(text('DROP DATABASE IF EXISTS "mg_behind" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_migrations_older_relations_become_statements_of_states(database_url: str) -> None:
+    """0004: a store written before states keeps its relations, and those whose predicate is a
+    state's phrase ("live in", "move to") become statements of it, with their time the time
+    their evidence was observed; others stay no state's."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from memory_graph.migrate import alembic_config
+
+    engine = create_engine(database_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0003")
+        conn.execute(text(
+            "INSERT INTO documents (id, namespace, doc_key, content_hash, text, metadata, observed_at, created_at)"
+            " VALUES ('d1', 'n', 'k1', 'h', 'I live in Lyon. We moved to Copenhagen.', '{}',"
+            " '2025-05-03 10:00:00', '2025-05-03 10:00:00')"
+        ))  # fmt: skip
+        conn.execute(text(
+            "INSERT INTO chunks (id, document_id, namespace, ordinal, start, \"end\", text, content_hash)"
+            " VALUES ('c1', 'd1', 'n', 0, 0, 40, 'I live in Lyon. We moved to Copenhagen.', 'h')"
+        ))  # fmt: skip
+        for i, (name, label) in enumerate((("Omar", "PERSON"), ("Lyon", "LOC"), ("Copenhagen", "LOC")), 1):
+            conn.execute(text(
+                "INSERT INTO entities (id, namespace, label, key, name, attributes, mention_count, first_seen, last_seen)"
+                f" VALUES ({i}, 'n', '{label}', '{name.lower()}', '{name}', '{{}}', 1, '2025-05-03', '2025-05-03')"
+            ))  # fmt: skip
+        for rid, (predicate, target) in enumerate((("live in", 2), ("move to", 3), ("visit", 3)), 1):
+            conn.execute(text(
+                "INSERT INTO relations (id, namespace, source_id, predicate, target_id, count, confidence,"
+                " extractor_version, first_seen, last_seen)"
+                f" VALUES ({rid}, 'n', 1, '{predicate}', {target}, 1, 0.8, 'v2', '2025-05-03', '2025-05-03')"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO relation_evidence (relation_id, chunk_id, namespace, sentence, start, \"end\", confidence)"
+                f" VALUES ({rid}, 'c1', 'n', 's', {rid}, 10, 0.8)"
+            ))  # fmt: skip
+    assert upgrade(engine) == head_revision()
+    with engine.begin() as conn:
+        rows = conn.execute(text(
+            "SELECT r.predicate, r.state, e.role, e.modality, e.correction FROM relations r"
+            " JOIN relation_evidence e ON e.relation_id = r.id ORDER BY r.id"
+        )).all()  # fmt: skip
+        assert [tuple(r) for r in rows] == [
+            ("live in", "lives_in", "hold", "asserted", False),
+            ("move to", "lives_in", "start", "asserted", False),
+            ("visit", None, None, None, False),
+        ]
+        for table in ("relation_evidence", "relations", "entities", "chunks", "documents"):
+            conn.execute(text(f"DELETE FROM {table}"))
+    engine.dispose()

@@ -60,6 +60,9 @@ class SearchConfig:
     turn_gap: timedelta = TURN_GAP  # a later turn further away is another conversation
     turn_weight: float = 0.5  # share of the hit's rank a following turn gains
     reply_weight: float = 1.0  # share the reply gains when the hit ends with a question: all of it
+    # States (memory_graph.facts): the statements of the value a question asks for go first, each
+    # this many rank-1 shares above the best other hit (0 turns it off).
+    state_boost: float = 1.0
 
 
 DEFAULT_SEARCH = SearchConfig()

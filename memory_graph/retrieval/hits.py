@@ -41,8 +41,9 @@ class HitExplanation(Serialisable):
     entities, and the relations (graph paths from those entities) whose evidence it holds.
     ``gains`` is what its score gained besides the signals' shares
     (:func:`~memory_graph.retrieval.fusion.signal_shares`): ``turn``, following one of the best
-    hits in its conversation, and ``answer``, naming what the question asks for (a date for
-    "when", a person for "who"…)."""
+    hits in its conversation, ``answer``, naming what the question asks for (a date for "when",
+    a person for "who"…), and ``state``, stating the value of a state the question asks for
+    (:mod:`memory_graph.retrieval.states`)."""
 
     hit: MemoryHit
     ranks: dict[str, int]

@@ -24,6 +24,7 @@ def link_query_entities(
     extractor: Extractor,
     fuzzy: bool = True,
     now: datetime | None = None,
+    doc: Doc | None = None,
 ) -> list[EntityRow]:
     """Entities of ``namespace`` the query refers to, canonical, in the order the query names them.
 
@@ -33,8 +34,9 @@ def link_query_entities(
     come from the pipeline's rule entities, resolved against ``now`` ("last May" → 2025-05) and
     widened to the days or month around them; capitalised names with no exact match are matched
     fuzzily on canonical names. No statistical component runs: a search costs lookups, not a parse.
+    ``doc``: the query as :meth:`Extractor.tokenize` gives it, when the caller has it already.
     """
-    doc = extractor.tokenize(query)
+    doc = doc if doc is not None else extractor.tokenize(query)
     runs = capitalised_runs(doc)
     # Part of a longer name is not the name: "Scott" alone is some other Scott than "Scott Derrickson".
     part_of_name = {(a, b) for run in runs for a in range(run.start, run.end) for b in range(a + 1, run.end + 1)}

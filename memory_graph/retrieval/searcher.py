@@ -14,11 +14,13 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from memory_graph.extraction import Extractor
+from memory_graph.facts import StateQuestion, state_question
 from memory_graph.records import EntityRef, MemoryHit
+from memory_graph.retrieval import states
 from memory_graph.retrieval.config import BRIDGE_GUESSES, DEFAULT_SEARCH, PREFETCH_BATCH, SearchConfig, answer_labels
 from memory_graph.retrieval.expansion import Expansion
 from memory_graph.retrieval.fusion import Candidate, favour, fuse
@@ -28,9 +30,12 @@ from memory_graph.retrieval.reads import SearchReads
 from memory_graph.retrieval.turns import follow_turns
 from memory_graph.store import GraphStore
 from memory_graph.store.rows import EntityRow
-from memory_graph.temporal import is_when_question
+from memory_graph.temporal import end_of, is_when_question, normalize_date
 from memory_graph.vector_store import VectorIndex
 from memory_graph.vocabulary import DATE
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -77,23 +82,37 @@ class Searcher:
         self.config = config
 
     def search(
-        self, query: str, *, namespace: str, k: int, since: datetime | None = None, until: datetime | None = None
+        self,
+        query: str,
+        *,
+        namespace: str,
+        k: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        as_of: datetime | None = None,
     ) -> list[MemoryHit]:
         """The ``k`` best chunks of ``namespace`` for ``query`` with their graph context.
 
         The arguments are taken as given; :meth:`MemoryManager.search` checks them first.
         """
         with self.graph.reading("searching"):
-            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until)
-            return build_hits(ranking.best, self.graph, namespace=namespace, context=ranking.context)
+            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+            return self._hits(ranking, namespace, as_of)
 
     def explain(
-        self, query: str, *, namespace: str, k: int, since: datetime | None = None, until: datetime | None = None
+        self,
+        query: str,
+        *,
+        namespace: str,
+        k: int,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        as_of: datetime | None = None,
     ) -> list[HitExplanation]:
         """The hits of :meth:`search` with the evidence of how each was found."""
         with self.graph.reading("searching"):
-            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until)
-            hits = build_hits(ranking.best, self.graph, namespace=namespace, context=ranking.context)
+            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+            hits = self._hits(ranking, namespace, as_of)
         linked_refs = [EntityRef(e.id, e.name, e.label) for e in ranking.linked]
         by_chunk = dict(ranking.best)
         out = []
@@ -111,7 +130,25 @@ class Searcher:
             )
         return out
 
-    def rank(self, query: str, *, namespace: str, k: int, since: datetime | None, until: datetime | None) -> Ranking:
+    def _hits(self, ranking: Ranking, namespace: str, as_of: datetime | None) -> list[MemoryHit]:
+        """The ranked hits, their states' status at ``as_of`` (else now) read for them."""
+        context = ranking.context
+        context.read([cid for cid, _ in ranking.best])
+        context.relations = states.annotate(
+            context.relations, graph=self.graph, namespace=namespace, when=as_of or datetime.now(UTC)
+        )
+        return build_hits(ranking.best, self.graph, namespace=namespace, context=context)
+
+    def rank(
+        self,
+        query: str,
+        *,
+        namespace: str,
+        k: int,
+        since: datetime | None,
+        until: datetime | None,
+        as_of: datetime | None = None,
+    ) -> Ranking:
         """Run the signals and fuse them (see the module docstring)."""
         reads, config = self.reads, self.config
         n = max(k * config.oversample, config.min_candidates)
@@ -122,8 +159,9 @@ class Searcher:
                 cid for cid, _ in reads.keyword_search(query, namespace=namespace, limit=n, since=since, until=until)
             ]
         }
+        doc = self.extractor.tokenize(query)
         linked = link_query_entities(
-            query, namespace=namespace, reads=reads, extractor=self.extractor, fuzzy=config.fuzzy
+            query, namespace=namespace, reads=reads, extractor=self.extractor, fuzzy=config.fuzzy, doc=doc
         )
         expansion = Expansion(namespace, chunks, reads=reads, config=config, limit=n, since=since, until=until)
         if linked:
@@ -170,6 +208,20 @@ class Searcher:
         # but a date has none: its best hits are the vector signal's guesses, not worth following.
         if config.turn_weight and any(e.label != DATE for e in linked):
             follow_turns(fused, reads, namespace, config, context, since=since, until=until)
+        # A question about a value that changes: the statements of the value it asks for first.
+        now = datetime.now(UTC)
+        question = state_question(query) if config.state_boost else None
+        if question is not None and any(ent.label_ == DATE for ent in doc.ents):
+            question = state_question(query, dates=_named_times(doc, now))  # dates resolved only when asked
+        if question is not None:
+            if as_of is not None and question.when == "present":
+                question = StateQuestion(question.state, "date", as_of)
+            answers = states.answering_statements(
+                question, linked, graph=self.graph, namespace=namespace, when=as_of or now,
+                query_words={t.lower_ for t in doc},
+            )  # fmt: skip
+            answers = [s for s in answers if (since is None or s.said >= since) and (until is None or s.said < until)]
+            states.favour(fused, answers, config.state_boost / (config.rrf_k + 1))
         best = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[:k]
         return Ranking(best, linked, context)
 
@@ -196,6 +248,21 @@ class Searcher:
         if unfiltered and self.reads.count_in_namespace(namespace, ids) != len(ids):
             ids = [cid for cid, _ in self.vectors.query(embedding, namespace=namespace, k=n, since=since, until=until)]
         return ids
+
+
+def _named_times(doc: Doc, now: datetime) -> list[datetime]:
+    """The times the dates a query names stand for (the middle of "2023", of "March 2025"), not
+    "now" or "today": those ask for the present."""
+    out = []
+    for ent in doc.ents:
+        if ent.label_ != DATE or ent.text.lower() in ("now", "today", "these days", "currently", "tonight"):
+            continue
+        value = normalize_date(ent.text, now)
+        if value is not None:
+            start = datetime(value.start.year, value.start.month, value.start.day, tzinfo=UTC)
+            end = end_of(value)
+            out.append(start + (datetime(end.year, end.month, end.day, tzinfo=UTC) - start) / 2)
+    return out
 
 
 def _embed_query(vectors: VectorIndex, query: str) -> Any:

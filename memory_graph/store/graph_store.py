@@ -9,13 +9,15 @@ upserts) and every read is a batched query, never one query per row.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
 
+from memory_graph.facts import Statement, timelines
 from memory_graph.migrate import ensure_schema
 from memory_graph.records import EntityRef, Merge, RelationRef
 from memory_graph.schema import Document
@@ -210,6 +212,18 @@ class GraphStore:
         with self.reading("reading the turn before") as conn:
             return reads.turn_before(conn, namespace, observed_at, gap=gap, besides=besides)
 
+    def state_statements(
+        self, namespace: str, *, subjects: Sequence[int] | None = None, states: Sequence[str] | None = None
+    ) -> list[Statement]:
+        """The statements of states (:mod:`memory_graph.facts`) in ``namespace``: of the given
+        (canonical) subjects and the rows they stand for, or of every subject; of ``states``
+        only, when given. :func:`~memory_graph.facts.timelines` turns them into timelines."""
+        with self.reading("reading statements") as conn:
+            members = reads.members(conn, subjects) if subjects is not None else None
+            if members is not None and not members:
+                return []
+            return reads.state_statements(conn, namespace, subjects=members, states=states)
+
     # -- merges ------------------------------------------------------------------------------
 
     def merge_entities(self, entity_id: int, into_id: int, *, reason: str) -> int:
@@ -269,10 +283,29 @@ class GraphStore:
         with self.reading("reading entities") as conn:
             return maintenance.entity_rows(conn, namespace)
 
-    def relation_rows(self, namespace: str | None = None) -> list[RelationRow]:
-        """Every relation with its first evidence sentence."""
+    def relation_rows(self, namespace: str | None = None, *, when: datetime | None = None) -> list[RelationRow]:
+        """Every relation with its first evidence sentence; a state's value with its status and
+        period at ``when`` (else now)."""
         with self.reading("reading relations") as conn:
-            return maintenance.relation_rows(conn, namespace)
+            rows = maintenance.relation_rows(conn, namespace)
+            stated = [r for r in rows if r.state]
+            if not stated:
+                return rows
+            canonical = reads.canonical_ids(conn, {i for r in stated for i in (r.source_id, r.target_id)})
+            lines = {
+                (ns, key): line
+                for ns in sorted({r.namespace for r in stated})
+                for key, line in timelines(reads.state_statements(conn, ns)).items()
+            }
+        at = when or datetime.now(UTC)
+        out = []
+        for r in rows:
+            line = lines.get((r.namespace, (canonical.get(r.source_id, r.source_id), r.state or "")))
+            if line is not None:
+                status, start, end = line.status(canonical.get(r.target_id, r.target_id), at)
+                r = dataclasses.replace(r, status=status, valid_from=start, valid_until=end)
+            out.append(r)
+        return out
 
     def mention_rows(self, namespace: str | None = None) -> list[MentionRow]:
         """Every mention with its document and observation time."""

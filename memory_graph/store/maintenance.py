@@ -130,6 +130,7 @@ def relation_rows(conn: Connection, namespace: str | None = None) -> list[Relati
         Relation.first_seen,
         Relation.last_seen,
         evidence.label("evidence"),
+        Relation.state,
     ).order_by(Relation.namespace, Relation.id)
     if namespace is not None:
         query = query.where(Relation.namespace == namespace)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, func, literal, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter
 
+from memory_graph.facts import ASSERTED, HOLD, Statement
 from memory_graph.records import EntityRef, RelationRef
 from memory_graph.schema import Chunk, Document, Entity, EntityAlias, Mention, Relation, RelationEvidence
 from memory_graph.store.engine import batches
@@ -85,6 +86,7 @@ _CHUNK_RELATIONS = (
         Relation.confidence,
         Relation.source_id,
         Relation.target_id,
+        Relation.state,
     )
     .join(Relation, Relation.id == RelationEvidence.relation_id)
     .where(RelationEvidence.chunk_id.in_(IDS))
@@ -257,11 +259,11 @@ def chunk_context(
         for row_id, eid, name, label in conn.execute(_CANONICAL_OF, {"ids": batch}).all():
             of_row[row_id] = refs.setdefault(eid, EntityRef(eid, name, label))
     seen: set[tuple[str, int]] = set()
-    for chunk_id, sentence, rid, predicate, confidence, source_id, target_id in evidence:
+    for chunk_id, sentence, rid, predicate, confidence, source_id, target_id, state in evidence:
         if (chunk_id, rid) not in seen:  # one relation, two sentences of the chunk: the first
             seen.add((chunk_id, rid))
             relations[chunk_id].append(
-                RelationRef(rid, of_row[source_id], predicate, of_row[target_id], sentence, float(confidence))
+                RelationRef(rid, of_row[source_id], predicate, of_row[target_id], sentence, float(confidence), state)
             )
     return entities, relations
 
@@ -360,6 +362,7 @@ def entity_details(conn: Connection, entity_id: int, *, max_relations: int, max_
             Relation.predicate,
             Relation.confidence,
             evidence.label("evidence"),
+            Relation.state,
             _SOURCE.c.id.label("sid"),
             _SOURCE.c.name.label("sname"),
             _SOURCE.c.label.label("slabel"),
@@ -383,6 +386,7 @@ def entity_details(conn: Connection, entity_id: int, *, max_relations: int, max_
             EntityRef(r.tid, r.tname, r.tlabel),
             r.evidence or "",
             float(r.confidence),
+            r.state,
         )
         for r in conn.execute(relation_query)
     ]
@@ -418,6 +422,71 @@ def entity_details(conn: Connection, entity_id: int, *, max_relations: int, max_
     )
 
 
+# -- states ----------------------------------------------------------------------------------
+
+_TARGET_ENTITY = Entity.__table__.alias("value")
+_SUBJECT_ENTITY = Entity.__table__.alias("subject")
+_STATEMENTS = (
+    select(
+        Relation.id,
+        Relation.source_id,
+        func.coalesce(_SUBJECT_ENTITY.c.merged_into, _SUBJECT_ENTITY.c.id).label("subject"),
+        func.coalesce(_TARGET_ENTITY.c.merged_into, _TARGET_ENTITY.c.id).label("target"),
+        Relation.state,
+        RelationEvidence.role,
+        RelationEvidence.modality,
+        RelationEvidence.valid_from,
+        RelationEvidence.valid_until,
+        RelationEvidence.correction,
+        RelationEvidence.chunk_id,
+        RelationEvidence.id.label("evidence_id"),
+        Document.observed_at,
+    )
+    .join(RelationEvidence, RelationEvidence.relation_id == Relation.id)
+    .join(Chunk, Chunk.id == RelationEvidence.chunk_id)
+    .join(Document, Document.id == Chunk.document_id)
+    .join(_SUBJECT_ENTITY, _SUBJECT_ENTITY.c.id == Relation.source_id)
+    .join(_TARGET_ENTITY, _TARGET_ENTITY.c.id == Relation.target_id)
+)
+
+
+def state_statements(
+    conn: Connection, namespace: str, *, subjects: Mapping[int, int] | None = None, states: Sequence[str] | None = None
+) -> list[Statement]:
+    """The statements of states in ``namespace`` (of ``states`` only, when given): of the subjects
+    ``subjects`` maps from entity row to the entity it stands for, or of every subject (by its
+    canonical entity). Their values are canonical entities."""
+    query = _STATEMENTS.where(Relation.namespace == namespace, Relation.state.is_not(None))
+    if states is not None:
+        query = query.where(Relation.state.in_(list(states)))
+    rows: list[Any] = []
+    if subjects is None:
+        rows = list(conn.execute(query))
+    else:
+        for batch in batches(list(subjects)):
+            rows += conn.execute(query.where(Relation.source_id.in_(batch))).all()
+    out = []
+    for r in rows:
+        subject = subjects[r.source_id] if subjects is not None else r.subject
+        out.append(
+            Statement(
+                subject=subject,
+                state=r.state,
+                target=r.target,
+                role=r.role or HOLD,
+                modality=r.modality or ASSERTED,
+                said=r.observed_at,
+                at=r.valid_from,
+                until=r.valid_until,
+                correction=bool(r.correction),
+                relation_id=r.id,
+                chunk_id=r.chunk_id,
+                order=r.evidence_id,  # the order written
+            )
+        )
+    return out
+
+
 # -- conversations ---------------------------------------------------------------------------
 
 
@@ -431,6 +500,14 @@ def turn_before(
         return None  # nothing just before, or no turn: the conversation does not go on
     entities = conn.execute(_LAST_CHUNK_ENTITIES, {"doc": row.id}).all()
     return speaker, [(r.label, r.key, r.name) for r in entities]
+
+
+def canonical_ids(conn: Connection, entity_ids: Iterable[int]) -> dict[int, int]:
+    """``entity row -> the canonical entity it stands for`` (through any merge)."""
+    out: dict[int, int] = {}
+    for batch in batches(sorted(entity_ids)):
+        out.update(conn.execute(select(Entity.id, CANONICAL_ID).where(Entity.id.in_(batch))).tuples().all())
+    return out
 
 
 def restrict(members: Mapping[int, int], entity_ids: Iterable[int]) -> dict[int, int]:

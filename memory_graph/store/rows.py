@@ -142,6 +142,10 @@ class RelationRow:
     first_seen: datetime | None
     last_seen: datetime | None
     evidence: str | None
+    state: str | None = None  # a state's value (memory_graph.facts): its status and period
+    status: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)

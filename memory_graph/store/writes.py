@@ -134,6 +134,7 @@ def graph_rows(docs: Sequence[DocumentWrite]) -> GraphRows:
                         "extractor_version": c.extraction.extractor_version,
                         "first_seen": d.observed_at,
                         "last_seen": d.observed_at,
+                        "state": r.state,
                     }
                 rel["count"] += 1
                 rel["confidence"] = max(rel["confidence"], r.confidence)
@@ -149,6 +150,11 @@ def graph_rows(docs: Sequence[DocumentWrite]) -> GraphRows:
                             "start": c.start + r.sent_start,
                             "end": c.start + r.sent_end,
                             "confidence": r.confidence,
+                            "role": r.role,
+                            "modality": r.modality,
+                            "valid_from": r.valid_from,
+                            "valid_until": r.valid_until,
+                            "correction": r.correction,
                         },
                     )
                 )

@@ -1,0 +1,600 @@
+"""State statements in a parsed sentence: who holds, starts or ends which value of a state, when,
+and whether it is stated at all (:mod:`memory_graph.facts` declares the states).
+
+A statement comes from a verb phrase of a state ("live in", "move to", "quit"), a copula ("I'm
+married to Sara", "I'm a nurse at Rigshospitalet"), or a possessive noun ("my wife Hana", "my new
+number is ..."). Its modality decides whether it is kept:
+
+- a question ("Should we move to Oslo?"), a negation ("I don't work at Vestas"), a conditional
+  ("if we move to Ghent") or a wish ("I'd love to live in Rome") states nothing;
+- "will", "going to", "plan to", "an offer to", a present progressive of a change ("we are
+  moving") or a date after the time it was said make a plan;
+- "anymore", "no longer" with a negation end the value ("I don't live in Paris anymore"), as
+  does "instead of" ("works at Bispebjerg instead of Rigshospitalet");
+- a past form of a holding verb ("I lived in Berlin", "used to live") is a past value.
+
+Dates attached to the verb give the time: "since", "from", "as of" a start, "until", "to" an
+end, anything else ("last week", "in September") the time of the change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from memory_graph.facts import ASSERTED, CANCEL, END, HOLD, PAST, PLANNED, START, State
+from memory_graph.temporal import end_of, normalize_date
+from memory_graph.vocabulary import CONCEPT, DATE, FIRST_PERSON, FIRST_PLURAL
+
+if TYPE_CHECKING:
+    from spacy.tokens import Span, Token
+
+    from memory_graph.records import ExtractedEntity
+
+_CONDITIONAL = frozenset({"if", "unless", "whether"})
+_MODAL_MAYBE = frozenset({"would", "could", "might", "may", "should", "must", "'d", "ca", "can"})
+_MODAL_FUTURE = frozenset({"will", "'ll", "shall", "wo"})
+_PLAN_HEADS = frozenset(
+    {"plan", "intend", "decide", "arrange", "agree", "schedule", "prepare", "offer", "go", "set", "expect"}
+)
+_WISH_HEADS = frozenset(
+    {"want", "hope", "wish", "like", "love", "consider", "think", "dream", "need", "try", "tempt", "talk"}
+)
+_NEGATIONS = frozenset({"not", "n't", "never", "no"})
+_STILL_NOT = frozenset({"anymore", "longer"})  # "not ... anymore", "no longer"
+_CORRECTION = ("actually", "sorry", "i meant", "correction", "my mistake", "i mean")
+_CANCEL = ("fell through", "fall through", "fell apart", "called off", "cancelled", "canceled", "not happening",
+           "didn't happen", "won't happen", "is off", "was off", "decided against", "changed our minds",
+           "changed my mind", "collapsed", "didn't work out", "scrapped", "backed out", "pulled out")  # fmt: skip
+# Nouns that name a change, in a cancellation ("the Berlin move", "the Lisbon thing"), by the state
+# they speak of when the sentence does not say more.
+_CHANGE_NOUNS = {"move": "lives_in", "relocation": "lives_in", "apartment": "lives_in", "flat": "lives_in",
+                 "house": "lives_in", "lease": "lives_in", "job": "works_at", "offer": "works_at",
+                 "position": "works_at", "thing": None, "plan": None, "plans": None, "deal": None}  # fmt: skip
+# Homes: "our new flat in Croix-Rousse", "we bought a house in Lüneburg": where one lives.
+_HOMES = frozenset({"house", "flat", "apartment", "home", "place", "studio", "condo", "townhouse", "cottage", "loft"})
+_HOME_VERBS = {"buy": START, "rent": START, "move": START, "find": START, "get": START, "sign": START}
+# Employers and schools taking someone on: "Kestrel brought me on", "KTH admitted me".
+_TAKING_ON = {"hire": "works_at", "employ": "works_at", "bring on": "works_at", "take on": "works_at",
+              "recruit": "works_at", "admit": "studies_at", "accept": "studies_at"}  # fmt: skip
+_FIRST_DAY = frozenset({"first day", "day one", "first week", "first shift"})
+_JOB_NOUNS = frozenset({"job", "position", "role", "work", "internship", "post", "offer", "contract"})
+_COURSE_NOUNS = frozenset(
+    {"course", "degree", "mba", "master", "masters", "phd", "programme", "program", "bachelor", "diploma"}
+)
+_NAMING = frozenset({"call", "name"})  # "a guy called Julien"
+# Verbs a couple does together ("Ren and I broke up", "Elias and I got married"): each starts or
+# ends the other as a value of the state.
+_PARTING = {"break up": ("partner_of", END), "split up": ("partner_of", END), "split": ("partner_of", END),
+            "divorce": ("married_to", END), "separate": ("married_to", END), "get divorced": ("married_to", END),
+            "get married": ("married_to", START), "marry": ("married_to", START), "be married": ("married_to", HOLD),
+            "get engaged": ("partner_of", START), "start dating": ("partner_of", START), "date": ("partner_of", HOLD),
+            "get together": ("partner_of", START)}  # fmt: skip
+SUBJECT_DEPS = frozenset({"nsubj", "nsubj:pass", "nsubjpass"})
+_NO_SUBJECT_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "EMAIL", "URL", "PHONE", "CARDINAL"})
+_PARTICLES = frozenset({"back", "away", "out", "down", "up", "over"})
+_FROM_CASES = frozenset({"since", "from", "as of", "starting", "after", "beginning"})
+_UNTIL_CASES = frozenset({"until", "till", "to", "through", "before"})
+
+
+class Sentence(Protocol):
+    """What reading statements needs of an extraction in progress (``extraction.DocExtraction``)."""
+
+    token_entity: dict[int, int]
+    speaker: str | None
+    observed_at: datetime | None
+
+    @property
+    def entities(self) -> list[ExtractedEntity]: ...
+
+    def entity_of(self, token: Token) -> list[int]: ...
+
+    def speaker_entity(self, token: Token) -> int | None: ...
+
+    def speaker_mention(self) -> list[int]: ...
+
+    def verb_lemma(self, verb: Token) -> str: ...
+
+
+@dataclass(frozen=True)
+class Found:
+    """A state statement found in a sentence (entities by index into the extraction)."""
+
+    source: int
+    state: State
+    target: int
+    role: str
+    modality: str
+    phrase: str  # the verb phrase or noun that stated it ("move to", "wife")
+    at: datetime | None
+    until: datetime | None
+    correction: bool
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A state phrase that states nothing (a question, negation, conditional or wish): the raw
+    relations between these entities in this sentence go too."""
+
+    source: int
+    target: int
+
+
+def read_statements(doc: Sentence, sent: Span, states: Mapping[str, State]) -> list[Found | Dropped]:
+    """The state statements of one sentence, and the state phrases that state nothing."""
+    question = sent.text.rstrip().endswith("?")
+    lowered = sent.text.lower()
+    correction = any(marker in lowered for marker in _CORRECTION)
+    found: list[Found | Dropped] = []
+    for token in sent:
+        if token.pos_ in ("VERB", "AUX", "ADJ") or token.dep_ == "ROOT" or any(c.dep_ == "cop" for c in token.children):
+            found += _verb_statements(doc, token, states, question=question, correction=correction)
+        if token.pos_ == "VERB" and not question:
+            found += _taking_on(doc, token, states)
+        if token.dep_ in ("nmod:poss", "poss"):
+            found += _possessive_statements(doc, token, states, question=question)
+    if not question:
+        found += _home_statements(doc, sent, states)
+        found += _first_day(doc, sent, states)
+    if any(marker in lowered for marker in _CANCEL):
+        # "We were going to move to Berlin, but it fell through": the plan states nothing.
+        found = [Dropped(f.source, f.target) if isinstance(f, Found) and f.modality == PLANNED else f for f in found]
+        found += _cancellations(doc, sent, states)
+    return found
+
+
+def _verb_statements(
+    doc: Sentence, verb: Token, states: Mapping[str, State], *, question: bool, correction: bool
+) -> Iterator[Found | Dropped]:
+    phrases = list(_phrases(doc, verb))
+    if not phrases:
+        return
+    subjects: list[int] | None = None  # read once a phrase has a value: "we" makes a mention of the speaker
+    modality, role_change, progressive = _modality(verb, question=question)
+    for phrase, target_token, cased in phrases:
+        if phrase in _PARTING and cased == "" and target_token.dep_ in SUBJECT_DEPS:
+            yield from _parting(doc, phrase, target_token, states, modality)
+            continue
+        if phrase == "be in" and not _settled(verb):
+            continue  # "I'm in Paris for the weekend": a visit; "we've been in Tallinn since May": a home
+        stating = [state for state in states.values() if phrase in state.verbs]
+        for target in doc.entity_of(target_token):
+            label = doc.entities[target].label
+            candidates = [s for s in stating if _value(doc.entities[target], s)]
+            state = next((s for s in candidates if label in s.primary), candidates[0] if candidates else None)
+            if state is None:
+                continue
+            if subjects is None:
+                subjects = _subjects(doc, verb)
+            for source in subjects:
+                if modality not in (ASSERTED, PLANNED):
+                    yield Dropped(source, target)
+                    continue
+                role = _role(state.verbs[phrase], role_change, cased)
+                this_modality = PLANNED if progressive and role in (START, END) else modality
+                # A change in the present tense with a date is ahead: "we move to Lisbon in September".
+                ahead = role == START and verb.tag_ in ("VB", "VBP", "VBZ")
+                at, until = _dates(doc, verb, future=this_modality == PLANNED or ahead)
+                said = doc.observed_at
+                if this_modality == ASSERTED and role == START and at and said and at > said + timedelta(days=1):
+                    this_modality = PLANNED  # "We move to Lisbon in September", said in June
+                yield Found(source, state, target, role, this_modality, phrase, at, until, correction)
+
+
+def _settled(verb: Token) -> bool:
+    """Whether "be in <place>" says where one lives: a perfect ("we've been in Tallinn"), or
+    "still", "now", "since" with it."""
+    words = {c.lower_ for c in verb.children} | {g.lower_ for c in verb.children for g in c.children}
+    perfect = any(c.dep_ == "aux" and c.lemma_.lower() == "have" for c in verb.children)
+    return perfect or bool(words & {"still", "now", "since", "settled"})
+
+
+def _parting(
+    doc: Sentence, phrase: str, subject: Token, states: Mapping[str, State], modality: str
+) -> Iterator[Found | Dropped]:
+    """ "Ren and I broke up", "Elias and I got married": each ends (starts) the other as the value."""
+    name, role = _PARTING[phrase]
+    state = states.get(name)
+    verb = subject.head
+    people: list[int] = []
+    for c in verb.children:
+        if c.dep_ in SUBJECT_DEPS:
+            for member in [c, *(g for g in c.children if g.dep_ == "conj")]:
+                found = doc.entity_of(member) or [s for s in [doc.speaker_entity(member)] if s is not None]
+                people += [i for i in found if doc.entities[i].label == "PERSON"]
+    people = list(dict.fromkeys(people))
+    if state is None or len(people) != 2:
+        return
+    first, second = people
+    at, until = _dates(doc, verb, future=modality == PLANNED)
+    for source, target in ((first, second), (second, first)):
+        if modality in (ASSERTED, PLANNED):
+            yield Found(source, state, target, role, modality, phrase, at, until, False)
+        else:
+            yield Dropped(source, target)
+
+
+def _value(entity: ExtractedEntity, state: State) -> bool:
+    """Whether an entity may be a value of ``state``: its label is one of the state's, and a
+    concept is a proper name ("Vestas"), not a common noun ("the office", "home")."""
+    if entity.label not in state.values:
+        return False
+    return entity.label != CONCEPT or entity.text[:1].isupper()
+
+
+def _role(role: str, change: str | None, cased: str) -> str:
+    if cased == "instead of":
+        return END  # "works at Bispebjerg instead of Rigshospitalet"
+    if change == END:
+        return END  # "I don't live in Paris anymore"
+    if role == HOLD and change == PAST:
+        return PAST  # "I lived in Berlin", "I used to live in Madrid"
+    return role
+
+
+def _phrases(doc: Sentence, verb: Token) -> Iterator[tuple[str, Token, str]]:
+    """``(phrase, argument, case)`` for each argument of ``verb`` that may be a state's value:
+    "live in" + Lyon, "join" + Acme, "start job at" + Novo, "be married to" + Sara."""
+    lemma = doc.verb_lemma(verb) if verb.pos_ in ("VERB", "AUX") else (verb.lemma_.lower() or verb.lower_)
+    particles = [
+        c.lower_
+        for c in verb.children
+        if c.dep_ in ("compound:prt", "prt") or (c.dep_ == "advmod" and c.lower_ in _PARTICLES)
+    ]
+    head = " ".join([lemma, *particles])
+    copula = next((c for c in verb.children if c.dep_ == "cop"), None)
+    passive = any(c.dep_ in ("aux:pass", "auxpass") for c in verb.children)
+    auxiliary = copula or next((c for c in verb.children if c.dep_ in ("aux:pass", "auxpass")), None)
+    coupled = f"{auxiliary.lemma_.lower()} {head}" if auxiliary is not None else head
+    if head in _PARTING or coupled in _PARTING:
+        subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
+        if len(subjects) > 1 or any(c.dep_ == "conj" for s in subjects for c in s.children):
+            yield (coupled if coupled in _PARTING else head), subjects[0], ""
+    if copula is not None and verb.i in doc.token_entity and (case := _case(verb)):
+        yield f"be {case}", verb, case  # "We've been in Tallinn since the spring": the place is the head
+    for child in verb.children:
+        if child.dep_ == "advmod" and child.lower_ in ("there", "here"):
+            place = _place_before(doc, verb)  # "the plan is to move there in March": the place named before
+            if place is not None:
+                for case in ("to", "in", "at"):
+                    yield f"{head} {case}", place, case
+        if child.dep_ in ("obj", "dobj"):
+            yield head, child, ""
+            noun = child.lemma_.lower()
+            kind = "job" if noun in _JOB_NOUNS else "course" if noun in _COURSE_NOUNS else None
+            for mod in child.children:
+                if kind and mod.dep_ == "nmod" and (case := _case(mod)):
+                    yield f"{head} {kind} {case}", mod, case  # "started a new job at Novo", "an MBA at Alliance"
+                if mod.dep_ == "acl" and mod.lemma_.lower() in _NAMING:
+                    for named in mod.children:
+                        if named.dep_ in ("xcomp", "obj", "obl", "dobj", "oprd"):
+                            yield head, named, ""  # "dating a guy called Julien"
+        elif child.dep_.startswith("obl") or child.dep_ in ("nmod", "agent", "nmod:tmod"):
+            case = _case(child)
+            if case == "instead of":
+                # The value being replaced: stated by the same phrase as the value that replaces it.
+                for other in verb.children:
+                    if other is not child and other.dep_.startswith("obl") and (other_case := _case(other)):
+                        yield f"{head} {other_case}", child, case
+                        if copula is not None:
+                            yield f"{copula.lemma_.lower()} {head} {other_case}", child, case
+                continue
+            if not case:
+                continue
+            yield f"{head} {case}", child, case
+            for mod in child.children:
+                # "works as a nurse at Karolinska", "moving from Copenhagen to Zurich": the
+                # parse hangs the value on the argument before it.
+                if mod.dep_ == "nmod" and (mod_case := _case(mod)) and mod_case != case:
+                    yield f"{head} {mod_case}", mod, mod_case
+            if passive:
+                yield f"be {verb.lower_} {case}", child, case
+            if copula is not None:
+                cop = copula.lemma_.lower()
+                yield f"{cop} {head} {case}", child, case  # "be married to", "get married to", "be student at"
+                if verb.pos_ == "NOUN" and verb.i not in doc.token_entity:
+                    yield f"{cop} {case}", child, case  # "I'm a nurse at Rigshospitalet"
+
+
+def _home_statements(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
+    """ "Our new flat in Croix-Rousse in Lyon", "we bought a house in Lüneburg and moved in":
+    a home in a place is a place one lives in (a possessed home: one holds it; one bought, rented
+    or moved into: one starts to)."""
+    state = states.get("lives_in")
+    if state is None:
+        return
+    for home in sent:
+        if home.lemma_.lower() not in _HOMES or home.pos_ != "NOUN":
+            continue
+        places = [
+            i
+            for t in home.subtree
+            if t.i != home.i
+            and (i := doc.token_entity.get(t.i)) is not None
+            and doc.entities[i].label in ("LOC", "FAC")
+        ]
+        if not places:
+            continue
+        owner = next((c for c in home.children if c.dep_ in ("nmod:poss", "poss")), None)
+        verb = home.head if home.dep_ in ("obj", "dobj", "obl", "nsubj") else None
+        while verb is not None and verb.dep_ == "appos":
+            verb = verb.head
+        role = _HOME_VERBS.get(verb.lemma_.lower()) if verb is not None and verb.pos_ == "VERB" else None
+        owners = _owners(doc, owner) if owner is not None else []
+        if not owners and verb is not None and role is not None:
+            owners = _subjects(doc, verb)
+        if not owners:
+            continue
+        modality = ASSERTED
+        if verb is not None and verb.pos_ == "VERB":
+            modality, _, _ = _modality(verb, question=sent.text.rstrip().endswith("?"))
+            if modality not in (ASSERTED, PLANNED):
+                continue
+        for source in owners:
+            for place in places[-1:]:  # the widest place named last: "in Croix-Rousse in Lyon"
+                yield Found(source, state, place, role or HOLD, modality, "home in", None, None, False)
+
+
+def _owners(doc: Sentence, owner: Token) -> list[int]:
+    """The entities a possessive stands for: its own, or the speaker for "our"."""
+    found = doc.entity_of(owner)
+    if not found and owner.lower_ in FIRST_PLURAL and (speaker := doc.speaker_entity(owner)) is not None:
+        found = [speaker]
+    return found
+
+
+def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Iterator[Found]:
+    """ "Kestrel Mobility brought me on", "Hollis & Vane hired me", "KTH admitted me": the
+    object works (or studies) at the subject."""
+    lemma = verb.lemma_.lower()
+    particles = [c.lower_ for c in verb.children if c.dep_ in ("compound:prt", "prt")]
+    particles += [c.lower_ for c in verb.children if c.dep_ == "case" and c.lower_ in ("on",)]
+    particles += [
+        g.lower_
+        for c in verb.children
+        for g in c.children
+        if g.dep_ == "case" and g.lower_ == "on" and g.i == verb.i + 2
+    ]
+    key = " ".join([lemma, *dict.fromkeys(particles)])
+    name = _TAKING_ON.get(key) or _TAKING_ON.get(lemma)
+    state = states.get(name or "")
+    if state is None or any(c.dep_ in ("aux:pass", "auxpass") for c in verb.children):
+        return
+    employers = [
+        i for c in verb.children if c.dep_ == "nsubj" for i in doc.entity_of(c) if _value(doc.entities[i], state)
+    ]
+    people = [
+        i
+        for c in verb.children
+        if c.dep_ in ("obj", "dobj", "iobj")
+        for i in doc.entity_of(c)
+        if doc.entities[i].label == "PERSON"
+    ]
+    modality, _, _ = _modality(verb, question=False)
+    if modality not in (ASSERTED, PLANNED):
+        return
+    at, _ = _dates(doc, verb, future=modality == PLANNED)
+    for person in people:
+        for employer in employers:
+            yield Found(person, state, employer, START, modality, key, at, None, False)
+
+
+def _first_day(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
+    """ "Today was day one at Hollis & Vane", "my first week at Kestrel": a job started there."""
+    state = states.get("works_at")
+    text = sent.text.lower()
+    if state is None or not any(marker in text for marker in _FIRST_DAY):
+        return
+    speaker = next((found for t in sent if (found := doc.speaker_entity(t)) is not None), None)
+    if speaker is None:
+        return
+    for token in sent:
+        index = doc.token_entity.get(token.head.i) if token.lower_ == "at" and token.dep_ == "case" else None
+        if index is not None and _value(doc.entities[index], state):
+            yield Found(speaker, state, index, START, ASSERTED, "first day at", None, None, False)
+
+
+def _place_before(doc: Sentence, token: Token) -> Token | None:
+    """The last place or organisation named before ``token`` in the text: what "there" stands for."""
+    for before in reversed(token.doc[: token.i]):
+        index = doc.token_entity.get(before.i)
+        if index is not None and doc.entities[index].label in ("LOC", "ORG", "FAC"):
+            return before
+    return None
+
+
+def _case(token: Token) -> str:
+    words = []
+    for child in token.children:
+        if child.dep_ in ("case", "mark") and child.i < token.i:
+            words.append(child.lower_)
+            words += [g.lower_ for g in child.children if g.dep_ == "fixed"]
+    return " ".join(words)
+
+
+def _subjects(doc: Sentence, verb: Token) -> list[int]:
+    """The entities holding the state: the verb's subject, or its governing clause's ("I accepted
+    an offer to move", "Alice wants to visit Paris"); "we" is the speaker."""
+    for clause in _governors(verb):
+        for child in clause.children:
+            if child.dep_ in SUBJECT_DEPS:
+                found = [i for i in doc.entity_of(child) if doc.entities[i].label not in _NO_SUBJECT_LABELS]
+                if not found and child.lower_ in FIRST_PLURAL and (speaker := doc.speaker_entity(child)) is not None:
+                    found = [speaker]
+                return found
+    if verb.tag_ in ("VBG", "VBN") and verb.dep_ in ("csubj", "ROOT", "advcl", "parataxis") and doc.speaker:
+        # "Leaving Grünwerk after six years was weird", "Still enrolled at KTH": the speaker's.
+        first = verb.doc[verb.sent.start]
+        speaker = doc.speaker_entity(first) if first.lower_ in FIRST_PERSON | FIRST_PLURAL else None
+        return [speaker] if speaker is not None else doc.speaker_mention()
+    return []
+
+
+def _governors(verb: Token) -> Iterator[Token]:
+    """The verb, then the clauses it is an infinitive or conjunct of, up to the first with a subject."""
+    token = verb
+    for _ in range(4):
+        yield token
+        if token.dep_ in ("xcomp", "conj", "advcl", "ccomp") and token.head is not token:
+            token = token.head
+        elif token.dep_ == "acl" and token.head.head is not token.head:
+            token = token.head.head  # "I accepted an offer to move": the offer's verb
+        else:
+            return
+
+
+def _modality(verb: Token, *, question: bool) -> tuple[str, str | None, bool]:
+    """``(modality, role change, progressive)``: whether the clause states a fact, plans one or
+    states nothing ("question", "negated", "hypothetical"), whether it ends its value (``end``)
+    or speaks of the past (``past``), and whether it is a present progressive (a plan, for a
+    change: "we are moving")."""
+    if question:
+        return "question", None, False
+    chain = list(_governors(verb))
+    children = [c for clause in chain for c in clause.children]
+    words = {c.lower_ for c in children}
+    if any(c.dep_ == "mark" and c.lower_ in _CONDITIONAL for c in children):
+        return "hypothetical", None, False
+    negated = any(c.lower_ in _NEGATIONS and c.dep_ in ("neg", "advmod", "det") for c in children)
+    if words & _STILL_NOT and (negated or "no" in words):
+        return ASSERTED, END, False
+    if negated:
+        return "negated", None, False
+    auxes = [c.lower_ for c in children if c.dep_ in ("aux", "aux:pass")]
+    if any(a in _MODAL_MAYBE for a in auxes) or words & {"maybe", "perhaps"}:
+        return "hypothetical", None, False
+    heads = [clause.lemma_.lower() for clause in chain[1:]]
+    if verb.dep_ == "acl":
+        heads.append(verb.head.lemma_.lower())
+    if any(h in _WISH_HEADS for h in heads):
+        return "hypothetical", None, False
+    if any(a in _MODAL_FUTURE for a in auxes) or any(h in _PLAN_HEADS for h in heads):
+        return PLANNED, None, False
+    infinitive = any(c.dep_ == "mark" and c.lower_ == "to" for c in verb.children)
+    if infinitive and verb.dep_ in ("advcl", "xcomp", "ccomp") and verb.head is not verb:
+        # "moving to Zurich to work for Google": the purpose shares its clause's modality.
+        governing = _modality(verb.head, question=False)
+        if governing[0] != ASSERTED or governing[2]:
+            return PLANNED if governing[0] == ASSERTED else governing[0], None, False
+    if "used" in {clause.lower_ for clause in chain[1:]} or "used" in auxes:
+        return ASSERTED, PAST, False
+    own = [c for c in verb.children if c.dep_ in ("aux", "aux:pass", "cop")]
+    past_aux = any(c.tag_ == "VBD" for c in own)
+    perfect = any(c.lemma_.lower() == "have" for c in own)
+    progressive = verb.tag_ == "VBG" and any(c.lemma_.lower() == "be" for c in own) and not past_aux
+    if progressive and not words & {"now", "currently", "still"}:
+        return ASSERTED, None, True
+    if (verb.tag_ == "VBD" or past_aux) and not perfect:
+        return ASSERTED, PAST, False
+    return ASSERTED, None, False
+
+
+def _dates(doc: Sentence, verb: Token, *, future: bool) -> tuple[datetime | None, datetime | None]:
+    """``(at, until)``: the times the dates attached to the verb give (see the module docstring)."""
+    at = until = None
+    for child in verb.children:
+        index = doc.token_entity.get(child.i)
+        if index is None or doc.entities[index].label != DATE:
+            continue
+        entity = doc.entities[index]
+        value = normalize_date(entity.text, doc.observed_at, future=future)
+        if value is None:
+            continue
+        case = _case(child)
+        if case in _UNTIL_CASES:
+            until = _as_time(end_of(value))
+        else:
+            at = _as_time(value.start)
+    return at, until
+
+
+def _as_time(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _possessive_statements(
+    doc: Sentence, owner: Token, states: Mapping[str, State], *, question: bool
+) -> Iterator[Found | Dropped]:
+    """ "my wife Hana", "Hana is my wife", "my new number is +45 ...", "my employer is Novo"."""
+    noun = owner.head
+    if question or not (doc.entity_of(owner) or owner.lower_ in FIRST_PLURAL):
+        return
+    found: list[int] | None = None
+
+    def owners_() -> list[int]:  # "our" makes a mention of the speaker: only once a value is found
+        nonlocal found
+        found = _owners(doc, owner) if found is None else found
+        return found
+
+    if noun.i in doc.token_entity and doc.entities[doc.token_entity[noun.i]].label != CONCEPT:
+        # "My boyfriend Davide and I": the possessor hangs on the name, the noun naming the state on it.
+        for desc in noun.children:
+            for state in states.values():
+                if desc.dep_ in ("compound", "nmod:desc", "appos") and desc.lemma_.lower() in state.nouns:
+                    value = doc.token_entity[noun.i]
+                    if _value(doc.entities[value], state):
+                        yield from (Found(o, state, value, HOLD, ASSERTED, desc.lemma_.lower(), None, None, False)
+                                    for o in owners_())  # fmt: skip
+        return
+    for state in states.values():
+        if noun.lemma_.lower() not in state.nouns and noun.lower_ not in state.nouns:
+            continue
+        values: list[int] = []
+        for child in noun.children:
+            if child.dep_ in ("appos", "flat", "compound", "nmod:desc") and child.i != owner.i:
+                values += doc.entity_of(child)
+        if noun.dep_ in ("nsubj", "nsubj:pass") and noun.head.i in doc.token_entity:
+            values.append(doc.token_entity[noun.head.i])  # "my new number is +45 ...": the copula's head
+        if any(c.dep_ == "cop" for c in noun.children):
+            values += [e for c in noun.children if c.dep_ == "nsubj" for e in doc.entity_of(c)]  # "Hana is my wife"
+        if noun.dep_ in ("compound", "nmod:desc") and noun.head.i in doc.token_entity:
+            values.append(doc.token_entity[noun.head.i])  # "my wife Hana" (UD: Hana is the head)
+        if not values and noun.i + 1 < len(noun.doc) and noun.doc[noun.i + 1].pos_ == "PROPN":
+            following = doc.token_entity.get(noun.i + 1)  # the surface order holds where the parse does not
+            values += [following] if following is not None else []
+        if noun.lemma_.lower() in ("day", "week") and any(c.lower_ == "first" for c in noun.children):
+            # "my first day at Pixelmoor": the start of a job there.
+            for mod in noun.children:
+                if mod.dep_ == "nmod" and _case(mod) == "at":
+                    for value in doc.entity_of(mod):
+                        if _value(doc.entities[value], states["works_at"]) if "works_at" in states else False:
+                            yield from (Found(o, states["works_at"], value, START, ASSERTED, "first day at", None, None, False)
+                                        for o in owners_())  # fmt: skip
+            return
+        modality, change, _ = _modality(noun.head if noun.dep_ == "nsubj" else noun, question=False)
+        for value in dict.fromkeys(values):
+            if doc.entities[value].label not in state.values:
+                continue
+            for source in owners_():
+                if modality not in (ASSERTED, PLANNED):
+                    yield Dropped(source, value)
+                else:
+                    role = END if change == END else PAST if "former" in {c.lower_ for c in noun.children} else HOLD
+                    yield Found(source, state, value, role, modality, noun.lemma_.lower(), None, None, False)
+
+
+def _cancellations(doc: Sentence, sent: Span, states: Mapping[str, State]) -> list[Found]:
+    """ "The Berlin move fell through", "the Lisbon plan is off": a plan of the speaker's, for the
+    value the sentence names, is cancelled ("move" speaks of where one lives, "job" or "offer"
+    of where one works)."""
+    lemmas = [t.lemma_.lower() for t in sent]
+    kinds = [_CHANGE_NOUNS[w] for w in lemmas if w in _CHANGE_NOUNS] + ["lives_in" if "relocate" in lemmas else None]
+    if not any(w in _CHANGE_NOUNS for w in lemmas) and "relocate" not in lemmas:
+        return []
+    named = dict.fromkeys(i for t in sent if (i := doc.token_entity.get(t.i)) is not None)
+    name = next((k for k in kinds if k), None)
+    if name is None:  # "the Berlin thing collapsed": the value's label says which state
+        labels = {doc.entities[i].label for i in named}
+        name = "lives_in" if labels & {"LOC", "FAC"} else "works_at" if "ORG" in labels else None
+    state = states.get(name or "")
+    if state is None:
+        return []
+    values = [value for value in named if doc.entities[value].label in state.values]
+    if not values:
+        return []
+    speaker = next((found for t in sent if (found := doc.speaker_entity(t)) is not None), None)
+    if speaker is None:
+        return []
+    return [Found(speaker, state, value, CANCEL, ASSERTED, "cancel", None, None, False) for value in values]

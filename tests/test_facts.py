@@ -1,0 +1,276 @@
+"""Knowledge updates: which value of a state is current, which were replaced, and since when.
+
+Timelines are pure (no store); extraction runs the shipped pipeline; the end-to-end tests run
+on SQLite and PostgreSQL with the real embedder.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from memory_graph import MemoryManager
+from memory_graph.extraction import Extractor
+from memory_graph.facts import (
+    ASSERTED,
+    CANCEL,
+    CANCELLED,
+    CURRENT,
+    END,
+    FORMER,
+    HOLD,
+    PAST,
+    PLANNED,
+    PLANNED_STATUS,
+    START,
+    Statement,
+    state_question,
+    timeline,
+)
+
+LYON, CPH, BERLIN, LISBON, MADRID, PORTO = 1, 2, 3, 4, 5, 6
+
+
+def day(month: int, year: int = 2025, d: int = 1) -> datetime:
+    return datetime(year, month, d, tzinfo=UTC)
+
+
+def said(target: int, role: str, when: datetime, *, at=None, until=None, modality=ASSERTED, correction=False):
+    said.order += 1
+    return Statement(
+        7, "lives_in", target, role, modality, when, at, until, correction, target, f"c{said.order}", said.order
+    )
+
+
+said.order = 0
+LATER = day(12, 2026)
+
+
+def values(line, when=LATER):
+    return [(p.target, p.start, p.end) for p in line.periods], (line.at(when).target if line.at(when) else None)
+
+
+def test_facts_a_newer_statement_replaces_the_older_one() -> None:
+    line = timeline([said(LYON, HOLD, day(5)), said(CPH, START, day(9))])
+    assert values(line) == ([(LYON, day(5), day(9)), (CPH, day(9), None)], CPH)
+    assert line.status(LYON, LATER) == (FORMER, day(5), day(9))
+    assert line.status(CPH, LATER) == (CURRENT, day(9), None)
+    assert line.status(CPH, day(6))[0] is None and line.at(day(6)).target == LYON  # as of June: Lyon
+
+
+def test_facts_the_order_is_the_time_stated_not_the_time_said() -> None:
+    """A note written later can date an earlier value: "I lived in Berlin from 2019 to 2023"."""
+    line = timeline([said(LYON, HOLD, day(6)), said(BERLIN, PAST, day(7), at=day(1, 2019), until=day(1, 2024))])
+    assert line.at(day(6, 2021)).target == BERLIN and line.at(LATER).target == LYON
+    assert line.status(BERLIN, LATER)[0] == FORMER
+
+
+def test_facts_ends_and_past_values_leave_no_current_value() -> None:
+    ended = timeline([said(LYON, HOLD, day(3)), said(LYON, END, day(5))])
+    assert values(ended) == ([(LYON, day(3), day(5))], None)
+    used_to = timeline([said(MADRID, PAST, day(1)), said(PORTO, START, day(3)), said(LISBON, HOLD, day(8))])
+    assert used_to.at(LATER).target == LISBON
+    assert [p.target for p in used_to.periods] == [MADRID, PORTO, LISBON]
+
+
+def test_facts_a_plan_starts_on_its_date_unless_cancelled_or_replaced() -> None:
+    plan = said(LISBON, START, day(6), at=day(9), modality=PLANNED)
+    line = timeline([said(LYON, HOLD, day(3)), plan])
+    assert line.at(day(7)).target == LYON and line.at(LATER).target == LISBON
+    assert line.status(LISBON, day(7)) == (PLANNED_STATUS, day(9), None)
+    cancelled = timeline([said(LYON, HOLD, day(3)), said(BERLIN, START, day(4), at=day(6), modality=PLANNED),
+                          said(BERLIN, CANCEL, day(5))])  # fmt: skip
+    assert cancelled.at(LATER).target == LYON and cancelled.status(BERLIN, LATER)[0] == CANCELLED
+    replaced = timeline([said(BERLIN, START, day(4), at=day(6), modality=PLANNED),
+                         said(LISBON, START, day(5), at=day(7), modality=PLANNED)])  # fmt: skip
+    assert replaced.at(LATER).target == LISBON
+    dateless = timeline([said(LYON, HOLD, day(3)), said(BERLIN, START, day(4), modality=PLANNED)])
+    assert dateless.at(LATER).target == LYON and dateless.status(BERLIN, LATER)[0] == PLANNED_STATUS
+
+
+def test_facts_a_correction_takes_the_place_of_the_statement_before_it() -> None:
+    line = timeline(
+        [said(LYON, HOLD, day(3)), said(CPH, START, day(5)), said(LISBON, START, day(5, d=2), correction=True)]
+    )
+    assert values(line) == ([(LYON, day(3), day(5)), (LISBON, day(5), None)], LISBON)
+    assert line.status(CPH, LATER)[0] is None  # it never held
+
+
+@pytest.mark.parametrize(
+    ("question", "state", "when"),
+    [
+        ("Where does Omar live now?", "lives_in", "present"),
+        ("Where does Omar work?", "works_at", "present"),
+        ("Where did Omar live before he moved?", "lives_in", "past"),
+        ("Where did Sofia use to live?", "lives_in", "past"),
+        ("When did Omar move to Copenhagen?", "lives_in", "change"),
+        ("Who is Jonas married to?", "married_to", "present"),
+        ("What is the capital of France?", None, None),
+    ],
+)
+def test_facts_questions_ask_for_a_state_at_a_time(question: str, state: str | None, when: str | None) -> None:
+    found = state_question(question)
+    assert (found.state, found.when) == (state, when) if state else found is None
+
+
+# -- extraction -----------------------------------------------------------------------------------
+
+JUNE = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def statements(extractor: Extractor, text: str, speaker: str | None = "Omar") -> list[tuple]:
+    found = extractor.extract(text, speaker=speaker, observed_at=JUNE)
+    return [
+        (found.entities[r.source].name, r.state, found.entities[r.target].name, r.role, r.modality, r.valid_from, r.valid_until)
+        for r in found.relations
+        if r.state
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I live in Lyon.", [("Omar", "lives_in", "Lyon", HOLD, ASSERTED, None, None)]),
+        ("We finally moved to Copenhagen last week!",
+         [("Omar", "lives_in", "Copenhagen", START, ASSERTED, datetime(2025, 5, 19, tzinfo=UTC), None)]),
+        ("I used to live in Madrid.", [("Omar", "lives_in", "Madrid", PAST, ASSERTED, None, None)]),
+        ("We are moving to Lisbon in September.",
+         [("Omar", "lives_in", "Lisbon", START, PLANNED, datetime(2025, 9, 1, tzinfo=UTC), None)]),
+        ("Big news: I accepted an offer to move to Lisbon in September.",
+         [("Omar", "lives_in", "Lisbon", START, PLANNED, datetime(2025, 9, 1, tzinfo=UTC), None)]),
+        ("I don't live in Paris anymore.", [("Omar", "lives_in", "Paris", END, ASSERTED, None, None)]),
+        ("I lived in Berlin from 2019 to 2023.",
+         [("Omar", "lives_in", "Berlin", PAST, ASSERTED, datetime(2019, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, tzinfo=UTC))]),
+        ("I've been working at Siemens since March 2024.",
+         [("Omar", "works_at", "Siemens", HOLD, ASSERTED, datetime(2024, 3, 1, tzinfo=UTC), None)]),
+        ("I got married to Sara last summer.",
+         [("Omar", "married_to", "Sara", START, ASSERTED, datetime(2024, 6, 1, tzinfo=UTC), None)]),
+        ("My sister moved to Rome.", [("sister", "lives_in", "Rome", START, ASSERTED, None, None)]),
+        ("We were going to move to Berlin, but it fell through.",
+         [("Omar", "lives_in", "Berlin", CANCEL, ASSERTED, None, None)]),
+        ("Should I move to Oslo?", []),
+        ("If we move to Ghent, I'll need a bike.", []),
+        ("I'd love to live in Rome someday.", []),
+        ("I don't work at Google.", []),
+    ],
+)  # fmt: skip
+def test_facts_extraction_states_what_is_stated_and_nothing_else(extractor: Extractor, text: str, expected) -> None:
+    assert statements(extractor, text) == expected
+
+
+def test_facts_extraction_drops_the_raw_relations_of_what_states_nothing(extractor: Extractor) -> None:
+    """A question or a condition is no fact: no relation between its entities is kept."""
+    for text in ("Should I move to Oslo?", "If we move to Ghent, I'll need a bike."):
+        found = extractor.extract(text, speaker="Omar", observed_at=JUNE)
+        place = next(i for i, e in enumerate(found.entities) if e.label == "LOC")
+        assert [r for r in found.relations if place in (r.source, r.target)] == []
+
+
+def test_facts_lena_works_at_bispebjerg_instead_of_rigshospitalet(extractor: Extractor) -> None:
+    found = statements(
+        extractor, "As of January 2026, Lena works at Bispebjerg Hospital instead of Rigshospitalet.", None
+    )
+    january = datetime(2026, 1, 1, tzinfo=UTC)
+    assert ("Lena", "works_at", "Bispebjerg Hospital", HOLD, ASSERTED, january, None) in found
+    assert ("Lena", "works_at", "Rigshospitalet", END, ASSERTED, january, None) in found
+
+
+# -- end to end ------------------------------------------------------------------------------------
+
+OMAR = [
+    ("o1", "Omar", "2025-05-03T10:00:00", "I live in Lyon and I work at Vestas as an engineer."),
+    ("o2", "assistant", "2025-05-03T10:01:00", "Nice! How do you like Lyon?"),
+    ("o3", "Omar", "2025-05-03T10:02:00", "I love it, the food in Lyon is great."),
+    ("o4", "Omar", "2025-07-10T09:00:00", "Big news: I got a job offer from Novo Nordisk in Copenhagen."),
+    ("o5", "Omar", "2025-09-02T18:00:00", "We finally moved to Copenhagen last week!"),
+    ("o6", "Omar", "2025-09-15T08:00:00", "I just started my new job at Novo Nordisk today."),
+    ("o7", "Omar", "2025-10-01T08:00:00", "My sister moved to Rome this month."),
+    ("o8", "Omar", "2025-10-20T08:00:00", "We were going to move to Berlin next year, but it fell through."),
+]
+SOFIA = [
+    ("s1", None, "2025-01-10T10:00:00", "Sofia used to live in Madrid."),
+    ("s2", "Sofia", "2025-03-10T10:00:00", "I moved to Porto in February."),
+    ("s3", "Sofia", "2025-08-10T10:00:00", "I live in Lisbon now, the rent is lower."),
+]
+
+
+def add(manager: MemoryManager, turns, namespace: str) -> None:
+    manager.add_many(
+        [{"text": text, "external_id": i, "metadata": {"speaker": who} if who else {}, "observed_at": at}
+         for i, who, at, text in turns],
+        namespace=namespace,
+    )  # fmt: skip
+
+
+def top(manager: MemoryManager, question: str, namespace: str, **kw) -> list[str]:
+    return [h.external_id for h in manager.search(question, namespace=namespace, k=5, **kw)]
+
+
+def test_facts_the_current_city_and_employer_come_first(manager: MemoryManager) -> None:
+    add(manager, OMAR, "omar")
+    assert top(manager, "Where does Omar live now?", "omar")[0] == "o5"
+    assert top(manager, "Where does Omar work?", "omar")[0] == "o6"
+    assert top(manager, "Where did Omar live before?", "omar")[0] == "o1"
+    assert top(manager, "When did Omar move to Copenhagen?", "omar")[0] == "o5"
+    first = manager.search("Where does Omar live now?", namespace="omar", k=1)[0]
+    lives = next(r for r in first.relations if r.state == "lives_in")
+    assert (lives.target.name, lives.status) == ("Copenhagen", CURRENT)
+
+
+def test_facts_as_of_returns_the_fact_valid_then(manager: MemoryManager) -> None:
+    add(manager, OMAR, "omar")
+    assert top(manager, "Where does Omar live?", "omar", as_of="2025-06-01")[0] == "o1"
+    hit = manager.search("Where does Omar live?", namespace="omar", k=1, as_of="2025-06-01")[0]
+    assert {(r.target.name, r.status) for r in hit.relations if r.state == "lives_in"} == {("Lyon", CURRENT)}
+    add(manager, SOFIA, "sofia")
+    assert top(manager, "Where did Sofia live in March 2025?", "sofia")[0] == "s2"
+
+
+def test_facts_sofia_lives_in_lisbon_now(manager: MemoryManager) -> None:
+    add(manager, SOFIA, "sofia")
+    assert top(manager, "Where does Sofia live now?", "sofia")[0] == "s3"
+    assert top(manager, "Where did Sofia use to live?", "sofia")[:2] == ["s2", "s1"]
+
+
+def test_facts_the_entity_shows_current_facts_first_and_former_ones_with_their_dates(manager: MemoryManager) -> None:
+    add(manager, OMAR, "omar")
+    view = manager.entity("Omar", namespace="omar")
+    states = [(r.predicate, r.target.name, r.status) for r in view.relations if r.state]
+    assert states[:2] == [("works at", "Novo Nordisk", CURRENT), ("lives in", "Copenhagen", CURRENT)]
+    former = {r.target.name: r for r in view.relations if r.status == FORMER}
+    assert set(former) == {"Lyon", "Vestas"}
+    assert former["Lyon"].valid_from.date().isoformat() == "2025-05-03"
+    assert former["Lyon"].valid_until.date().isoformat() == "2025-08-25"  # "last week", said on 2 September
+    assert view.relations.index(former["Lyon"]) > view.relations.index(next(r for r in view.relations if not r.state))
+    assert not any(r.target.name == "Rome" for r in view.relations)  # his sister's move
+
+
+def test_facts_context_marks_replaced_facts(manager: MemoryManager) -> None:
+    add(manager, OMAR, "omar")
+    text = manager.context("Where did Omar live before?", namespace="omar", max_tokens=2000)
+    assert "—lives in→ Lyon [former, 2025-05-03 to 2025-08-25, replaced]" in text
+    assert "—lives in→ Copenhagen [current since 2025-08-25]" in text or "Copenhagen" not in text
+    assert "[outdated: Omar lives in Lyon" in text
+
+
+def test_facts_the_demo_knows_where_maya_lives_now(manager: MemoryManager) -> None:
+    """The README demo: Maya accepted, in June 2025, an offer to move to Lisbon in September. The
+    move is a plan with its date, after the message: current since then, planned before it."""
+    from pathlib import Path
+
+    from memory_graph.files import read_memory_files
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    manager.add_many(read_memory_files([examples]), namespace="demo")
+    hit = manager.search("Where does Maya live now?", namespace="demo", k=3)[0]
+    assert hit.external_id == "chat-2025-06-01-01"
+    lisbon = next(r for r in hit.relations if r.state == "lives_in")
+    assert (lisbon.target.name, lisbon.status, lisbon.valid_from) == (
+        "Lisbon",
+        CURRENT,
+        datetime(2025, 9, 1, tzinfo=UTC),
+    )
+    july = manager.entity("Maya", namespace="demo", as_of="2025-07-01")
+    planned = next(r for r in july.relations if r.state == "lives_in" and r.target.name == "Lisbon")
+    assert (planned.status, planned.valid_from) == (PLANNED_STATUS, datetime(2025, 9, 1, tzinfo=UTC))
