@@ -2,13 +2,17 @@
 
 Entities are the pipeline's named entities (statistical NER plus the rule entities of
 :mod:`memory_graph.rules`), salient noun phrases labelled ``CONCEPT``, when a ``speaker`` is
-given, the speaker behind first-person pronouns, and the person behind "he" or "she" where the
-text (or the turn before it) plainly names one. Relations come from dependency patterns
-between entity spans (subject-verb-object, verb + preposition, apposition, possessive, copula);
-named entities in one sentence with no pattern between them get a weak ``mentioned with`` edge.
+given, the speaker behind first-person pronouns, the person behind "he" or "she" and the
+organisation or place behind "it" where the text (or the turn before it) plainly names one.
+Relations come from the clauses a sentence states (:mod:`memory_graph.openie`: verbs,
+copulas, appositions, noun modifiers) and from possessives, between the entities of their
+subject and arguments, each with its words as written and the spans of its ends; states
+(:mod:`memory_graph.statements`) take the place of the raw relations between the same two
+entities. Named entities in one sentence with no stated relation between them get a weak
+``mentioned with`` edge (:data:`~memory_graph.vocabulary.COOCCURRENCE`).
 
-The patterns read both dependency schemes in use: Universal Dependencies (our shipped pipeline,
-trained on UD English-EWT) and ClearNLP (spaCy's published ``en_core_web_*`` pipelines).
+The clauses are read off a Universal Dependencies parse (the shipped pipeline is trained on UD
+English-EWT); :func:`load_pipeline` refuses a parser with another label scheme.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memory_graph.errors import ExtractionError
-from memory_graph.facts import STATES, State
+from memory_graph.facts import ASSERTED, STATES, State
+from memory_graph.openie import Clause, Phrase, case_of, case_words, clause_head, clauses, modality_of
 from memory_graph.records import ExtractedEntity, ExtractedRelation, Extraction
 from memory_graph.statements import Found, read_statements
 from memory_graph.temporal import normalize_date
 from memory_graph.vocabulary import (
     CONCEPT,
+    COOCCURRENCE,
     FIRST_PERSON,
     FIRST_PLURAL,
     NAMED_LABELS,
@@ -41,7 +47,8 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc, Span, Token
 
 #: Stored on every relation row, so re-ingest can find edges made by an older extractor.
-EXTRACTOR_VERSION = "memory_graph.relations.v3"  # v2: relations through "he"/"she"; v3: states
+# v2: relations through "he"/"she"; v3: states; v4: clauses (memory_graph.openie), surface forms
+EXTRACTOR_VERSION = "memory_graph.relations.v4"
 
 # The capitalised last word of an organisation's name ("Northwind Labs", "Kent County Cricket
 # Club", "Catasys, Inc."), and the first word of "University of ...": the NER calls some such
@@ -59,7 +66,6 @@ ORG_FIRST_WORDS = frozenset({"university", "bank", "ministry", "department", "in
 ANTECEDENT_SENTENCES = 3  # sentences looked back for the person a pronoun stands for
 GUESSED = 0.75  # a relation through a pronoun's antecedent: its pattern's confidence times this
 SUBJECTS = {"nsubj", "nsubj:pass", "nsubjpass", "csubj"}
-OBJECTS = {"obj", "dobj", "iobj", "dative"}
 # Heads of noun phrases that carry no meaning on their own.
 WEAK_NOUNS = {
     "thing", "things", "lot", "lots", "way", "time", "times", "one", "ones", "stuff", "bit", "kind",
@@ -70,9 +76,17 @@ NP_MODIFIERS = {"compound", "amod", "flat", "nummod", "compound:prt", "nmod:npmo
 
 # A common noun that describes a name: "the CEO Bob", "my sister Carol" (nmod:desc since UD 2.15).
 DESCRIPTORS = ("compound", "appos", "nmod:desc")
-CONFIDENCE = {
-    "state": 0.9, "svo": 0.9, "passive": 0.85, "prep": 0.8, "copula": 0.8, "appos": 0.8, "poss": 0.7, "cooccur": 0.3,
-}  # fmt: skip
+# Relations not read off a clause (memory_graph.openie gives those their confidence).
+CONFIDENCE = {"state": 0.9, "poss": 0.7, "cooccur": 0.3}
+# Values, not things: never a relation's subject, and its end only as a verb's argument
+# ("joined Acme in 1941", "paid $40").
+VALUES = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "CARDINAL", "QUANTITY", "ORDINAL"})
+# Prepositions that say the relation does not hold with what follows.
+CONTRASTS = frozenset({"instead of", "rather than", "unlike", "except", "except for", "without", "apart from"})
+# Verbs of a state, not an event: a date says how long it held, not when something happened.
+STATIVE = frozenset({"be", "have", "live", "work", "know", "own", "like", "love", "hate", "prefer", "belong",
+                     "contain", "need", "want", "mean", "seem", "remain", "stay", "study", "serve"})  # fmt: skip
+RECURRING = frozenset({"every", "each", "weekly", "monthly", "daily", "yearly", "annually"})
 
 
 def bundled_model_path(name: str) -> Path | None:
@@ -114,6 +128,12 @@ def load_pipeline(name: str) -> Language:
     if "ner" not in nlp.pipe_names or "parser" not in nlp.pipe_names:
         raise ExtractionError(
             f"spaCy pipeline {name!r} has components {nlp.pipe_names}; extraction needs 'ner' and 'parser'"
+        )
+    labels = set(getattr(nlp.get_pipe("parser"), "labels", ()))
+    if labels and not labels & {"obl", "nsubj:pass", "obl:tmod"}:
+        raise ExtractionError(
+            f"spaCy pipeline {name!r} parses with another dependency scheme than Universal Dependencies "
+            "(relations are read off a UD parse); use en_memory_graph or another UD-trained pipeline"
         )
     if not any(pipe == "entity_ruler" or pipe.endswith("_rules") for pipe in nlp.pipe_names):
         from memory_graph.rules import add_entity_ruler
@@ -232,6 +252,15 @@ def _names_an_organisation(span: Span) -> bool:
     return len(span) > 2 and first.text[:1].isupper() and first.lower_ in ORG_FIRST_WORDS and span[1].lower_ == "of"
 
 
+def _surface(clause: Clause, case: set[int]) -> str:
+    """The relation as the sentence words it for one argument: its words with that argument's
+    preposition, not another's ("works at" for "at Bispebjerg", "works" for "as of January")."""
+    doc = clause.relation.doc
+    words = [i for i in clause.relation.positions if doc[i].dep_ not in ("case", "fixed")]
+    words += sorted(case)  # after the verb group, also for a phrase before it ("As of January, ...")
+    return " ".join([clause.implied, *(doc[i].text for i in words)]).strip()
+
+
 def _governor(token: Token) -> Token:
     """The word a name's token depends on, past the name itself and words describing it."""
     while token.dep_ in (*DESCRIPTORS, "flat") and token.head is not token:
@@ -281,6 +310,7 @@ class DocExtraction:
         self._speaker_mentions()
         self._pronoun_mentions()
         self._concepts()
+        self._it_mentions()
         for sent in self.doc.sents:
             self._relations(sent)
             self._state_statements(sent)
@@ -469,6 +499,36 @@ class DocExtraction:
             span = self.doc[token.i : token.i + 1]
             self._add_entity(span, "PERSON", key=antecedent.key, name=antecedent.name, pronoun=True)
 
+    def _it_mentions(self) -> None:
+        """ "It" or "they" as a subject, right after a sentence whose subject is the name of an
+        organisation, place or thing: "Vestas opened a factory in Aarhus. It employs 300
+        people." - "It" is Vestas. Nothing else is guessed ("I bought a car. It is red." names
+        no antecedent for "it" as subject of the sentence before)."""
+        sentences = list(self.doc.sents)
+        for n in range(1, len(sentences)):
+            antecedent = self._named_subject(sentences[n - 1])
+            if antecedent is None:
+                continue
+            for token in sentences[n]:
+                if token.i in self.token_entity or token.dep_ not in SUBJECTS or token.pos_ != "PRON":
+                    continue
+                plural = antecedent.label == "ORG"  # "Vestas ... They ..."
+                if token.lower_ == "it" or (token.lower_ == "they" and plural):
+                    span = self.doc[token.i : token.i + 1]
+                    self._add_entity(span, antecedent.label, key=antecedent.key, name=antecedent.name, pronoun=True)
+                break  # only the first subject of the sentence
+
+    def _named_subject(self, sent: Span) -> ExtractedEntity | None:
+        subject = next((c for c in sent.root.children if c.dep_ in SUBJECTS), None)
+        if subject is None or subject.i not in self.token_entity:
+            return None
+        entity = self.result.entities[self.token_entity[subject.i]]
+        if entity.pronoun or entity.label in VALUES or entity.label == "PERSON":
+            return None
+        if entity.label == CONCEPT and subject.pos_ != "PROPN":
+            return None  # "The car broke down. It ..." is plain too, but a concept is no name to link
+        return entity
+
     def _people_before(self, sent: Span, token: Token) -> tuple[dict[str, ExtractedEntity], set[str]]:
         """The people ``sent`` names before ``token`` (not the speaker, nor an argument of the
         verb ``token`` depends on), by key, and the keys of those that are a subject."""
@@ -535,10 +595,24 @@ class DocExtraction:
                 found.append(index)
         return found
 
-    def _add_relation(self, sources: list[int], predicate: str, targets: list[int], pattern: str, sent: Span) -> None:
+    def _add_relation(
+        self,
+        sources: list[int],
+        predicate: str,
+        targets: list[int],
+        pattern: str,
+        sent: Span,
+        *,
+        confidence: float | None = None,
+        surface: str = "",
+        spans: tuple[Phrase | None, Phrase | None] = (None, None),
+    ) -> None:
         predicate = " ".join(predicate.lower().split())
         if not predicate:
             return
+        base = CONFIDENCE[pattern] if confidence is None else confidence
+        source_span = (spans[0].start_char, spans[0].end_char) if spans[0] is not None and spans[0].positions else None
+        target_span = (spans[1].start_char, spans[1].end_char) if spans[1] is not None and spans[1].positions else None
         for source in sources:
             for target in targets:
                 if source == target or self.result.entities[source].key == self.result.entities[target].key:
@@ -552,10 +626,13 @@ class DocExtraction:
                         predicate=predicate,
                         target=target,
                         pattern=pattern,
-                        confidence=CONFIDENCE[pattern] * (GUESSED if self._guessed(source, target) else 1.0),
+                        confidence=base * (GUESSED if self._guessed(source, target) else 1.0),
                         sentence=sent.text,
                         sent_start=sent.start_char,
                         sent_end=sent.end_char,
+                        surface=" ".join(surface.split()) or predicate,
+                        source_span=source_span,
+                        target_span=target_span,
                     )
                 )
 
@@ -564,104 +641,188 @@ class DocExtraction:
         return any((e := self.result.entities[i]).pronoun and e.text.lower() not in FIRST_PERSON for i in indices)
 
     def _relations(self, sent: Span) -> None:
+        """Relations from the clauses the sentence states (:mod:`memory_graph.openie`), between
+        the entities their subject and arguments stand for; a question, a negation, a supposition
+        or a plan states none. Named entities with no relation between them co-occur."""
         linked: set[frozenset[int]] = set()
         before = len(self.result.relations)
+        for clause in clauses(sent):
+            if clause.stated:  # a plan or an end is a state statement's business (memory_graph.statements)
+                self._clause_relations(clause, sent)
+            else:
+                # What the sentence asks, denies or supposes links its entities all the same: no
+                # "mentioned with" either.
+                for source in self._entity_of(clause.subject.root):
+                    for argument in clause.arguments:
+                        linked.update(frozenset((source, t)) for t in self._entity_of(argument.root))
+        question = sent.text.rstrip().endswith("?")
         for token in sent:
-            if token.pos_ in ("VERB", "AUX") or token.dep_ == "ROOT" or any(c.dep_ == "cop" for c in token.children):
-                self._verb_patterns(token, sent)
-            if token.dep_ == "appos":
-                self._copula(self._entity_of(token.head), token, "", sent, pattern="appos")
-            if token.dep_ in ("nmod:poss", "poss"):
+            if (
+                token.dep_ in ("nmod:poss", "poss")
+                and modality_of(clause_head(token), question=question)[0] == ASSERTED
+            ):
                 self._possessive(token, sent)
-            if token.pos_ in ("NOUN", "PROPN") and token.i in self.token_entity:
-                self._noun_modifier(token, sent)
         for rel in self.result.relations[before:]:
             linked.add(frozenset((rel.source, rel.target)))
         self._cooccurrence(sent, linked)
 
-    def _verb_patterns(self, verb: Token, sent: Span) -> None:
-        subjects: list[int] = []
-        for child in verb.children:
-            if child.dep_ in SUBJECTS:
-                subjects += self._entity_of(child)
-        if not subjects and verb.dep_ in ("xcomp", "conj", "advcl") and verb.head.i != verb.i:
-            # "Alice wants to visit Paris", "Alice joined Acme and moved to Berlin".
-            for child in verb.head.children:
-                if child.dep_ in SUBJECTS:
-                    subjects += self._entity_of(child)
-        copula = next((c for c in verb.children if c.dep_ == "cop"), None)
-        negated = any(c.dep_ == "neg" or c.lower_ in ("not", "n't", "never") for c in verb.children)
-        neg = "not " if negated else ""
-        if copula is not None:
-            # UD: "Bob is the CEO of Acme" -> CEO is the head, "is" a cop child.
-            self._copula(subjects, verb, neg, sent)
+    def _clause_relations(self, clause: Clause, sent: Span) -> None:
+        if clause.kind == "poss":
+            return  # _possessive names the relation after the possessed noun ("sister")
+        sources = [s for s in self._entity_of(clause.subject.root) if self.result.entities[s].label not in VALUES]
+        if clause.kind == "nmod":
+            sources = [s for s in sources if self._named(s)]  # only names are placed: "Acme in Berlin"
+        if not sources:
             return
-        lemma = self._verb_lemma(verb)
-        particle = " ".join(c.lower_ for c in verb.children if c.dep_ in ("compound:prt", "prt"))
-        predicate = f"{neg}{lemma} {particle}".strip()
-        if not subjects:
-            return
-        if lemma == "be" and verb.pos_ in ("AUX", "VERB"):
-            # ClearNLP: "Bob is the CEO of Acme" -> "is" heads nsubj and attr.
-            for child in verb.children:
-                if child.dep_ in ("attr", "acomp"):
-                    self._copula(subjects, child, neg, sent)
-        for child in verb.children:
-            if child.dep_ in OBJECTS:
-                self._add_relation(subjects, predicate, self._entity_of(child), "svo", sent)
-                # "I started a new job at Umbrella": subject -start job at-> Umbrella.
-                for mod in child.children:
-                    prep = self._case_of(mod) if mod.dep_ == "nmod" else ""
-                    if prep:
-                        noun = child.lemma_.lower() or child.lower_
-                        self._add_relation(subjects, f"{predicate} {noun} {prep}", self._entity_of(mod), "prep", sent)
-            elif child.dep_ == "obl:agent" or child.dep_ == "agent":
-                agents = self._entity_of(child) or [e for c in child.children for e in self._entity_of(c)]
-                self._add_relation(agents, predicate, subjects, "passive", sent)
-            elif child.dep_.startswith("obl") or child.dep_ == "nmod:tmod":
-                prep = self._case_of(child)
-                self._add_relation(subjects, f"{predicate} {prep}".strip(), self._entity_of(child), "prep", sent)
-            elif child.dep_ == "prep":
-                for pobj in child.children:
-                    if pobj.dep_ == "pobj":
-                        self._add_relation(subjects, f"{predicate} {child.lower_}", self._entity_of(pobj), "prep", sent)
+        pattern = "passive" if clause.passive else clause.kind
+        base = self._base_predicate(clause)
+        for argument in clause.arguments:
+            root = argument.root
+            if root.dep_ == "ccomp":
+                continue  # "says that ...": a proposition, read as its own clause
+            case = case_words(root)
+            preposition = " ".join(t.lower_ for t in case)
+            if preposition in CONTRASTS:
+                continue  # "works at Bispebjerg instead of Rigshospitalet": not at Rigshospitalet
+            if clause.kind == "nmod" and preposition in ("", "of"):
+                continue  # "the capital of France": a part, not a statement
+            predicate = f"{base} {preposition}".strip()
+            if not predicate:
+                continue
+            targets = [t for t in self._entity_of(root) if self._may_end(t, clause, root)]
+            if clause.kind == "nmod":
+                targets = [t for t in targets if self._named(t)]
+            own = {t.i for t in case}
+            surface = _surface(clause, own)
+            target = Phrase(argument.doc, tuple(i for i in argument.positions if i not in own), argument.head)
+            self._add_relation(
+                sources,
+                predicate,
+                targets,
+                pattern,
+                sent,
+                confidence=clause.confidence,
+                surface=surface,
+                spans=(clause.subject, target),
+            )
+            if clause.kind in ("verb", "copula", "appos"):
+                self._modifier_relations(sources, predicate, root, clause, target, surface, pattern, sent)
 
-    def _copula(self, subjects: list[int], nominal: Token, neg: str, sent: Span, *, pattern: str = "copula") -> None:
-        """ "Bob is the CEO of Acme" / "Bob, the CEO of Acme,": Bob be CEO, Bob be ceo of Acme."""
-        if not subjects:
+    def _modifier_relations(
+        self,
+        sources: list[int],
+        predicate: str,
+        root: Token,
+        clause: Clause,
+        argument: Phrase,
+        surface: str,
+        pattern: str,
+        sent: Span,
+    ) -> None:
+        """ "Bob is the CEO of Acme", "started a new job at Umbrella": Bob -be ceo of-> Acme,
+        -start job at-> Umbrella, when the argument is a common noun with a named modifier. The
+        surface form takes the words up to the name: "is the CEO of"."""
+        if root.pos_ not in ("NOUN", "PROPN"):
             return
-        targets = self._entity_of(nominal)
-        self._add_relation(subjects, f"{neg}be", targets, pattern, sent)
-        head_word = nominal.lemma_.lower() or nominal.lower_
-        for child in nominal.children:
-            if child.dep_ in ("nmod", "obl") or (child.dep_.startswith("nmod:") and child.dep_ != "nmod:poss"):
-                prep = self._case_of(child)
-                self._add_relation(
-                    subjects, f"{neg}be {head_word} {prep}".strip(), self._entity_of(child), pattern, sent
-                )
-            elif child.dep_ == "prep":
-                for pobj in child.children:
-                    if pobj.dep_ == "pobj":
-                        self._add_relation(
-                            subjects, f"{neg}be {head_word} {child.lower_}", self._entity_of(pobj), pattern, sent
-                        )
+        if root.i in self.token_entity and self.result.entities[self.token_entity[root.i]].label != CONCEPT:
+            return  # "joined Acme of Berlin", "on Thursday of ...": the name or time is the argument
+        # The noun with the words of its name: "Prime Minister", "board member".
+        name_words = [
+            c.lower_ for c in root.lefts if c.dep_ in ("compound", "flat") or (c.dep_ == "amod" and c.tag_ == "NNP")
+        ]
+        noun = " ".join([*name_words, root.lemma_.lower() or root.lower_])
+        doc = root.doc
+        for child in root.children:
+            if child.dep_ != "nmod" or child.i not in argument.positions:
+                continue
+            preposition = case_of(child)
+            if not preposition or preposition in CONTRASTS:
+                continue
+            targets = [t for t in self._entity_of(child) if self._named(t)]
+            left = min(t.i for t in child.subtree)
+            words = " ".join(doc[i].text for i in argument.positions if i < left)
+            named = Phrase(doc, tuple(i for i in argument.positions if i >= left and doc[i].dep_ != "case"), child.i)
+            self._add_relation(
+                sources,
+                f"{predicate} {noun} {preposition}",
+                targets,
+                pattern,
+                sent,
+                confidence=clause.confidence,
+                surface=f"{surface} {words} {preposition}",
+                spans=(clause.subject, named),
+            )
 
-    @staticmethod
-    def _case_of(token: Token) -> str:
-        return " ".join(c.lower_ for c in token.children if c.dep_ in ("case", "mark") and c.i < token.i)
+    def _base_predicate(self, clause: Clause) -> str:
+        """The relation's normalised name, before an argument's preposition: the verb's lemma with
+        its particles ("set up"); a passive keeps its participle ("was born" -> "be born"); a
+        copula or apposition is "be"; a noun's modifier has only its preposition."""
+        doc = clause.relation.doc
+        if clause.kind == "nmod":
+            return ""
+        if clause.kind in ("copula", "appos"):
+            return "be"
+        words = []
+        for i in clause.relation.positions:
+            token = doc[i]
+            if token.dep_ in ("aux", "aux:pass", "neg", "advmod", "mark", "case", "fixed"):
+                continue  # "wants to visit": "want visit"; prepositions are their argument's
+            if i == clause.predicate and clause.passive:
+                words += ["be", token.lower_]
+            elif token.pos_ in ("VERB", "AUX") and token.dep_ not in ("compound:prt", "prt"):
+                words.append(self._verb_lemma(token))
+            else:
+                words.append(token.lower_)
+        return " ".join(words)
+
+    def _named(self, index: int) -> bool:
+        return self.result.entities[index].label not in VALUES | {CONCEPT}
+
+    def _may_end(self, target: int, clause: Clause, argument: Token) -> bool:
+        """A date (or time) ends a relation only as the time of an event a verb states ("joined
+        Acme in 1941"), not as a recurring one ("every first Thursday") nor through a noun."""
+        entity = self.result.entities[target]
+        if entity.label not in VALUES:
+            return True
+        if clause.kind != "verb" or not argument.dep_.startswith(("obl", "nmod:tmod")):
+            return False
+        if self._verb_lemma(argument.doc[clause.predicate]) in STATIVE or any(
+            t.lower_ in RECURRING for t in argument.subtree
+        ):
+            return False  # a state's time is its statement's business (memory_graph.statements)
+        if clause.progressive:
+            return False  # "is visiting on Friday": an arrangement
+        if entity.label == "DATE" and self.observed_at is not None:
+            value = normalize_date(entity.text, self.observed_at)
+            if value is not None and value.start > self.observed_at.date():
+                return False  # a date still to come: a plan, not an event
+        return True
 
     def _possessive(self, owner: Token, sent: Span) -> None:
         """ "Alice's brother Tom", "her friend Bob", "my sister Carol": a relation named after the
-        possessed noun; "Alice's car": Alice -have-> car."""
+        possessed noun; "Alice's car": Alice -have-> car (as written: "has")."""
         owners = self._entity_of(owner)
         owned = owner.head
+        doc = owner.doc
+        source = Phrase(doc, tuple(t.i for t in owner.subtree if t.dep_ != "case"), owner.i)
+
+        def add(predicate: str, targets: list[int], surface: str) -> None:
+            spans = [self.result.entities[t] for t in targets[:1]]
+            target = (
+                Phrase(doc, tuple(t.i for t in doc.char_span(spans[0].start, spans[0].end) or ()), owned.i)
+                if spans
+                else None
+            )
+            self._add_relation(owners, predicate, targets, "poss", sent, surface=surface, spans=(source, target))
+
         role = next(
             (c for c in owned.children if c.dep_ in DESCRIPTORS and c.pos_ == "NOUN" and c.i not in self.token_entity),
             None,
         )
         if owned.i in self.token_entity and owned.pos_ == "PROPN" and role is not None:
             # UD attaches the possessor to the name: Wendy <-nmod:poss- Xavier -compound-> brother
-            self._add_relation(owners, role.lemma_.lower() or role.lower_, [self.token_entity[owned.i]], "poss", sent)
+            name = role.lemma_.lower() or role.lower_
+            add(name, [self.token_entity[owned.i]], role.text)
             return
         named = [e for c in owned.children if c.dep_ in ("appos", "flat", "compound") for e in self._entity_of(c)]
         if not named and owned.dep_ in DESCRIPTORS and owned.head.i in self.token_entity:
@@ -677,25 +838,9 @@ class DocExtraction:
             owned.i in self.token_entity and self.result.entities[self.token_entity[owned.i]].label != CONCEPT
         )
         if named and owned.pos_ == "NOUN" and not owned_is_named:
-            self._add_relation(owners, owned.lemma_.lower() or owned.lower_, named, "poss", sent)
+            add(owned.lemma_.lower() or owned.lower_, named, owned.text)
         else:
-            self._add_relation(owners, "have", self._entity_of(owned), "poss", sent)
-
-    def _noun_modifier(self, noun: Token, sent: Span) -> None:
-        """ "the CEO of Acme", "Acme in Berlin": a prepositional modifier of a noun entity."""
-        heads = self._entity_of(noun)
-        if not heads:
-            return
-        for child in noun.children:
-            if child.dep_ == "nmod" or (child.dep_ == "prep" and noun.dep_ != "ROOT"):
-                targets = (
-                    self._entity_of(child)
-                    if child.dep_ == "nmod"
-                    else [e for p in child.children if p.dep_ == "pobj" for e in self._entity_of(p)]
-                )
-                prep = self._case_of(child) if child.dep_ == "nmod" else child.lower_
-                if prep:
-                    self._add_relation(heads, prep, targets, "prep", sent)
+            add("have", self._entity_of(owned), "has")
 
     def _cooccurrence(self, sent: Span, linked: set[frozenset[int]]) -> None:
         # One index per distinct named entity; pronouns standing for the speaker are left out
@@ -714,4 +859,4 @@ class DocExtraction:
         for i, source in enumerate(named):
             for target in named[i + 1 :]:
                 if frozenset((source, target)) not in linked:
-                    self._add_relation([source], "mentioned with", [target], "cooccur", sent)
+                    self._add_relation([source], COOCCURRENCE, [target], "cooccur", sent)

@@ -74,6 +74,11 @@ class ExtractedRelation:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     correction: bool = False
+    # The relation as the sentence says it: the predicate as written ("was born in") and the
+    # character spans of the full phrases of its two ends ("the first Prime Minister of Australia").
+    surface: str = ""
+    source_span: tuple[int, int] | None = None
+    target_span: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass
@@ -114,6 +119,22 @@ class RelationRef(Serialisable):
     status: str | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    # As the evidence says it: the relation's words ("was born in") and the full phrases of its
+    # ends ("the first Prime Minister of Australia"); None for evidence stored before they were kept.
+    surface: str | None = None
+    source_phrase: str | None = None
+    target_phrase: str | None = None
+
+    @property
+    def reading(self) -> str:
+        """The relation as its evidence says it ("Bob is the CEO of Acme"), else in the graph's
+        words ("Bob be ceo of Acme")."""
+        words = (
+            self.source_phrase or self.source.name,
+            self.surface or self.predicate,
+            self.target_phrase or self.target.name,
+        )
+        return " ".join(" ".join(words).split())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +162,7 @@ class MemoryHit(Serialisable):
     score: float
     reasons: list[str]
     entities: list[EntityRef]
-    relations: list[RelationRef]
+    relations: list[RelationRef]  # those the chunk states (co-occurrence is no statement)
     metadata: dict[str, Any]
     observed_at: datetime | None
 

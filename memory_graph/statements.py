@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from memory_graph.facts import ASSERTED, CANCEL, END, HOLD, PAST, PLANNED, START, State
+from memory_graph.openie import governors, modality_of
 from memory_graph.temporal import end_of, normalize_date
 from memory_graph.vocabulary import CONCEPT, DATE, FIRST_PERSON, FIRST_PLURAL
 
@@ -33,17 +34,6 @@ if TYPE_CHECKING:
 
     from memory_graph.records import ExtractedEntity
 
-_CONDITIONAL = frozenset({"if", "unless", "whether"})
-_MODAL_MAYBE = frozenset({"would", "could", "might", "may", "should", "must", "'d", "ca", "can"})
-_MODAL_FUTURE = frozenset({"will", "'ll", "shall", "wo"})
-_PLAN_HEADS = frozenset(
-    {"plan", "intend", "decide", "arrange", "agree", "schedule", "prepare", "offer", "go", "set", "expect"}
-)
-_WISH_HEADS = frozenset(
-    {"want", "hope", "wish", "like", "love", "consider", "think", "dream", "need", "try", "tempt", "talk"}
-)
-_NEGATIONS = frozenset({"not", "n't", "never", "no"})
-_STILL_NOT = frozenset({"anymore", "longer"})  # "not ... anymore", "no longer"
 _CORRECTION = ("actually", "sorry", "i meant", "correction", "my mistake", "i mean")
 _CANCEL = ("fell through", "fall through", "fell apart", "called off", "cancelled", "canceled", "not happening",
            "didn't happen", "won't happen", "is off", "was off", "decided against", "changed our minds",
@@ -152,7 +142,7 @@ def _verb_statements(
     if not phrases:
         return
     subjects: list[int] | None = None  # read once a phrase has a value: "we" makes a mention of the speaker
-    modality, role_change, progressive = _modality(verb, question=question)
+    modality, role_change, progressive = modality_of(verb, question=question)
     for phrase, target_token, cased in phrases:
         if phrase in _PARTING and cased == "" and target_token.dep_ in SUBJECT_DEPS:
             yield from _parting(doc, phrase, target_token, states, modality)
@@ -329,7 +319,7 @@ def _home_statements(doc: Sentence, sent: Span, states: Mapping[str, State]) -> 
             continue
         modality = ASSERTED
         if verb is not None and verb.pos_ == "VERB":
-            modality, _, _ = _modality(verb, question=sent.text.rstrip().endswith("?"))
+            modality, _, _ = modality_of(verb, question=sent.text.rstrip().endswith("?"))
             if modality not in (ASSERTED, PLANNED):
                 continue
         for source in owners:
@@ -372,7 +362,7 @@ def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Itera
         for i in doc.entity_of(c)
         if doc.entities[i].label == "PERSON"
     ]
-    modality, _, _ = _modality(verb, question=False)
+    modality, _, _ = modality_of(verb, question=False)
     if modality not in (ASSERTED, PLANNED):
         return
     at, _ = _dates(doc, verb, future=modality == PLANNED)
@@ -417,7 +407,7 @@ def _case(token: Token) -> str:
 def _subjects(doc: Sentence, verb: Token) -> list[int]:
     """The entities holding the state: the verb's subject, or its governing clause's ("I accepted
     an offer to move", "Alice wants to visit Paris"); "we" is the speaker."""
-    for clause in _governors(verb):
+    for clause in governors(verb):
         for child in clause.children:
             if child.dep_ in SUBJECT_DEPS:
                 found = [i for i in doc.entity_of(child) if doc.entities[i].label not in _NO_SUBJECT_LABELS]
@@ -430,65 +420,6 @@ def _subjects(doc: Sentence, verb: Token) -> list[int]:
         speaker = doc.speaker_entity(first) if first.lower_ in FIRST_PERSON | FIRST_PLURAL else None
         return [speaker] if speaker is not None else doc.speaker_mention()
     return []
-
-
-def _governors(verb: Token) -> Iterator[Token]:
-    """The verb, then the clauses it is an infinitive or conjunct of, up to the first with a subject."""
-    token = verb
-    for _ in range(4):
-        yield token
-        if token.dep_ in ("xcomp", "conj", "advcl", "ccomp") and token.head is not token:
-            token = token.head
-        elif token.dep_ == "acl" and token.head.head is not token.head:
-            token = token.head.head  # "I accepted an offer to move": the offer's verb
-        else:
-            return
-
-
-def _modality(verb: Token, *, question: bool) -> tuple[str, str | None, bool]:
-    """``(modality, role change, progressive)``: whether the clause states a fact, plans one or
-    states nothing ("question", "negated", "hypothetical"), whether it ends its value (``end``)
-    or speaks of the past (``past``), and whether it is a present progressive (a plan, for a
-    change: "we are moving")."""
-    if question:
-        return "question", None, False
-    chain = list(_governors(verb))
-    children = [c for clause in chain for c in clause.children]
-    words = {c.lower_ for c in children}
-    if any(c.dep_ == "mark" and c.lower_ in _CONDITIONAL for c in children):
-        return "hypothetical", None, False
-    negated = any(c.lower_ in _NEGATIONS and c.dep_ in ("neg", "advmod", "det") for c in children)
-    if words & _STILL_NOT and (negated or "no" in words):
-        return ASSERTED, END, False
-    if negated:
-        return "negated", None, False
-    auxes = [c.lower_ for c in children if c.dep_ in ("aux", "aux:pass")]
-    if any(a in _MODAL_MAYBE for a in auxes) or words & {"maybe", "perhaps"}:
-        return "hypothetical", None, False
-    heads = [clause.lemma_.lower() for clause in chain[1:]]
-    if verb.dep_ == "acl":
-        heads.append(verb.head.lemma_.lower())
-    if any(h in _WISH_HEADS for h in heads):
-        return "hypothetical", None, False
-    if any(a in _MODAL_FUTURE for a in auxes) or any(h in _PLAN_HEADS for h in heads):
-        return PLANNED, None, False
-    infinitive = any(c.dep_ == "mark" and c.lower_ == "to" for c in verb.children)
-    if infinitive and verb.dep_ in ("advcl", "xcomp", "ccomp") and verb.head is not verb:
-        # "moving to Zurich to work for Google": the purpose shares its clause's modality.
-        governing = _modality(verb.head, question=False)
-        if governing[0] != ASSERTED or governing[2]:
-            return PLANNED if governing[0] == ASSERTED else governing[0], None, False
-    if "used" in {clause.lower_ for clause in chain[1:]} or "used" in auxes:
-        return ASSERTED, PAST, False
-    own = [c for c in verb.children if c.dep_ in ("aux", "aux:pass", "cop")]
-    past_aux = any(c.tag_ == "VBD" for c in own)
-    perfect = any(c.lemma_.lower() == "have" for c in own)
-    progressive = verb.tag_ == "VBG" and any(c.lemma_.lower() == "be" for c in own) and not past_aux
-    if progressive and not words & {"now", "currently", "still"}:
-        return ASSERTED, None, True
-    if (verb.tag_ == "VBD" or past_aux) and not perfect:
-        return ASSERTED, PAST, False
-    return ASSERTED, None, False
 
 
 def _dates(doc: Sentence, verb: Token, *, future: bool) -> tuple[datetime | None, datetime | None]:
@@ -563,7 +494,7 @@ def _possessive_statements(
                             yield from (Found(o, states["works_at"], value, START, ASSERTED, "first day at", None, None, False)
                                         for o in owners_())  # fmt: skip
             return
-        modality, change, _ = _modality(noun.head if noun.dep_ == "nsubj" else noun, question=False)
+        modality, change, _ = modality_of(noun.head if noun.dep_ == "nsubj" else noun, question=False)
         for value in dict.fromkeys(values):
             if doc.entities[value].label not in state.values:
                 continue

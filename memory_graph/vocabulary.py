@@ -17,6 +17,9 @@ CONCEPT = "CONCEPT"
 DATE = "DATE"
 #: Labels of named things: what the NER finds and what a question may name.
 NAMED_LABELS = frozenset({"PERSON", "ORG", "LOC", "NORP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE"})
+#: The predicate of two names in one sentence with no stated relation between them: a weak
+#: signal for retrieval, which views of the facts leave out (or show as such).
+COOCCURRENCE = "mentioned with"
 #: Labels that never resolve to a named entity's alias (times and values, not names).
 UNNAMED_LABELS = frozenset({CONCEPT, DATE, "TIME"})
 #: Labels of other pipelines folded into ours (UNER's LOC covers places and countries).
