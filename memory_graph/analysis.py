@@ -34,7 +34,7 @@ from memory_graph.manager import MemoryManager
 from memory_graph.records import EntityRef
 from memory_graph.retrieval import signal_shares
 from memory_graph.retrieval.config import SIGNALS
-from memory_graph.vocabulary import normalize_key
+from memory_graph.vocabulary import COOCCURRENCE, normalize_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,13 +113,15 @@ def open_memory(
 # -- graphs --------------------------------------------------------------------------------------
 
 
-def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> EntityGraph:
+def to_networkx(mm: MemoryManager, *, namespace: str | None = None, cooccurrence: bool = False) -> EntityGraph:
     """The entity graph of one namespace (or of all, with ``namespace=None``).
 
     Nodes are entity ids with ``name``, ``label``, ``key``, ``namespace``, ``mentions`` (mention
     count), ``first_seen`` and ``last_seen`` (ISO 8601, ``""`` when unknown). Edges are relations,
     keyed by relation id, with ``predicate``, ``weight`` (evidence count), ``confidence``,
-    ``evidence`` (the first supporting sentence), ``first_seen`` and ``last_seen``, and for a
+    ``evidence`` (the first supporting sentence), ``surface`` (the relation as the sentence words
+    it, "was born in"; ``""`` for evidence stored before surface forms were kept), ``first_seen``
+    and ``last_seen``, and for a
     state's value (:mod:`memory_graph.facts`) its ``state``, ``status`` (current, former, planned,
     cancelled) and period ``valid_from`` / ``valid_until`` now (``""`` where none). Every attribute
     is a string or a number, so the graph writes to GraphML as it is.
@@ -127,6 +129,8 @@ def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> EntityGra
     Args:
         mm: the memory to read.
         namespace: the namespace; ``None`` reads every namespace.
+        cooccurrence: also the "mentioned with" edges between names of one sentence with no
+            stated relation (a retrieval signal, not a fact).
 
     Returns:
         A directed multigraph (two entities can be related by several predicates).
@@ -144,11 +148,14 @@ def to_networkx(mm: MemoryManager, *, namespace: str | None = None) -> EntityGra
             last_seen=_iso(e.last_seen),
         )
     for r in mm.graph.relation_rows(namespace):
+        if r.predicate == COOCCURRENCE and not cooccurrence:
+            continue
         graph.add_edge(
             r.source_id,
             r.target_id,
             key=r.id,
             predicate=r.predicate,
+            surface=r.surface or "",
             weight=r.count,
             confidence=r.confidence,
             evidence=r.evidence or "",
@@ -320,13 +327,17 @@ def entities_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.Dat
     return _with_times(pd.DataFrame(rows, columns=columns), "first_seen", "last_seen")
 
 
-def relations_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.DataFrame:
-    """One row per relation, with source and target names and labels and the first evidence
-    sentence; a state's value with its status now and its period.
+def relations_frame(mm: MemoryManager, *, namespace: str | None = None, cooccurrence: bool = False) -> pd.DataFrame:
+    """One row per relation, with source and target names and labels, the first evidence
+    sentence and the relation as it words it (``surface``, ``source_phrase``, ``target_phrase``:
+    "the first Prime Minister of Australia"; empty for evidence stored before they were kept);
+    a state's value with its status now and its period.
 
     Args:
         mm: the memory to read.
         namespace: the namespace; ``None`` reads every namespace.
+        cooccurrence: also the "mentioned with" rows: names in one sentence with no stated
+            relation between them (a retrieval signal, not a fact).
     """
     import pandas as pd
 
@@ -340,10 +351,11 @@ def relations_frame(mm: MemoryManager, *, namespace: str | None = None) -> pd.Da
             "target_label": names.get(r.target_id, ("?", "?"))[1],
         }
         for r in mm.graph.relation_rows(namespace)
+        if cooccurrence or r.predicate != COOCCURRENCE
     ]
     columns = ["id", "namespace", "source_id", "source", "source_label", "predicate", "target_id", "target",
-               "target_label", "count", "confidence", "first_seen", "last_seen", "evidence", "state", "status",
-               "valid_from", "valid_until"]  # fmt: skip
+               "target_label", "surface", "source_phrase", "target_phrase", "count", "confidence", "first_seen",
+               "last_seen", "evidence", "state", "status", "valid_from", "valid_until"]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
     return _with_times(frame, "first_seen", "last_seen", "valid_from", "valid_until")
 

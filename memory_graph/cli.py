@@ -183,7 +183,9 @@ def render_hits(hits: list[Any]) -> str:
             lines.append("   entities: " + ", ".join(f"{e.name} ({e.label})" for e in hit.entities[:12]))
         for rel in hit.relations[:6]:
             status = f" ({status_text(rel.status, rel.valid_from, rel.valid_until)})" if rel.status else ""
-            lines.append(f"   relation: {rel.source.name} —{rel.predicate}→ {rel.target.name}{status}")
+            lines.append(
+                f"   relation: {rel.source.name} —{rel.predicate}→ {rel.target.name}{status}{_as_written(rel)}"
+            )
     return "\n".join(lines)
 
 
@@ -206,13 +208,19 @@ def entity(app: AppContext, name: str, namespace: str | None, as_of: str | None,
     emit(view.to_dict(), as_json, lambda _: render_entity(view))
 
 
+def _as_written(rel: Any) -> str:
+    """(as written: "was born in")" where the sentence words the relation otherwise."""
+    return f' (as written: "{rel.surface}")' if rel.surface and rel.surface != rel.predicate else ""
+
+
 def render_entity(view: Any) -> str:
     e = view.entity
     lines = [f"{e.name} ({e.label}), {view.mention_count} mentions, aliases: {', '.join(view.aliases) or '-'}"]
     for rel in view.relations:
         status = f" ({status_text(rel.status, rel.valid_from, rel.valid_until)})" if rel.status else ""
         lines.append(
-            f'  {rel.source.name} —{rel.predicate}→ {rel.target.name}{status}   "{" ".join(rel.evidence.split())[:120]}"'
+            f"  {rel.source.name} —{rel.predicate}→ {rel.target.name}{status}{_as_written(rel)}"
+            f'   "{" ".join(rel.evidence.split())[:120]}"'
         )
     for m in view.mentions[:10]:
         when = m.observed_at.date().isoformat() if m.observed_at else "undated"

@@ -25,7 +25,7 @@ from memory_graph.extraction import Extractor
 from memory_graph.records import ExtractedEntity, MemoryRecord
 from memory_graph.store import ChunkWrite, DocumentWrite, GraphStore, WriteResult
 from memory_graph.vector_store import VectorIndex, chunk_metadata, embedding_texts
-from memory_graph.vocabulary import TURN_GAP, speaker_of
+from memory_graph.vocabulary import COOCCURRENCE, TURN_GAP, speaker_of
 
 #: The keyword arguments of ``add()``, which are also the keys of ``add_many()`` rows.
 ROW_KEYS = frozenset({"text", "namespace", "metadata", "observed_at", "external_id", "source"})
@@ -335,7 +335,8 @@ def build_records(
             for e in entities.get(cid, []):
                 seen_e.setdefault(e.id, e)
             for r in relations.get(cid, []):
-                seen_r.setdefault(r.id, r)
+                if r.predicate != COOCCURRENCE:  # a signal for search, not a stated relation
+                    seen_r.setdefault(r.id, r)
         records.append(
             MemoryRecord(
                 document_id=result.document_id,

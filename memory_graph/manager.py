@@ -37,7 +37,7 @@ from memory_graph.records import (
 from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, Searcher, states
 from memory_graph.store import GraphStore
 from memory_graph.vector_store import VectorIndex, VectorStore
-from memory_graph.vocabulary import normalize_key
+from memory_graph.vocabulary import COOCCURRENCE, normalize_key
 
 Progress = Callable[[int], None]
 
@@ -428,7 +428,11 @@ class MemoryManager:
             namespace=row.namespace,
             chunk_ids=row.chunk_ids,
             entities=list({e.id: e for cid in row.chunk_ids for e in entities.get(cid, [])}.values()),
-            relations=list({r.id: r for cid in row.chunk_ids for r in relations.get(cid, [])}.values()),
+            relations=list(
+                {
+                    r.id: r for cid in row.chunk_ids for r in relations.get(cid, []) if r.predicate != COOCCURRENCE
+                }.values()
+            ),
             created=False,
         )
 

@@ -260,3 +260,10 @@ class RelationEvidence(Base):
     valid_from: Mapped[datetime | None] = mapped_column(Timestamp())
     valid_until: Mapped[datetime | None] = mapped_column(Timestamp())
     correction: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The relation as the sentence says it: its words ("was born in") and the document offsets of
+    # the full phrases of its two ends; NULL for evidence written before (migration 0005).
+    surface: Mapped[str | None] = mapped_column(String(255))
+    source_start: Mapped[int | None] = mapped_column(Integer)
+    source_end: Mapped[int | None] = mapped_column(Integer)
+    target_start: Mapped[int | None] = mapped_column(Integer)
+    target_end: Mapped[int | None] = mapped_column(Integer)

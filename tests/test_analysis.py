@@ -52,7 +52,8 @@ DOCS = [
     ("Alice Smith knows Bob.", 3, [("Alice Smith", "PERSON", None), ("Bob", "PERSON", None)], [(0, "know", 1)]),
     ("Bob married Carol.", 4, [("Bob", "PERSON", None), ("Carol", "PERSON", None)], [(0, "marry", 1)]),
     ("Carol visited Dave.", 5, [("Carol", "PERSON", None), ("Dave", "PERSON", None)], [(0, "visit", 1)]),
-    ("Alice called Acme about the order.", 6, [("Alice", "PERSON", None), ("Acme", "GPE", None)], []),
+    ("Alice called Acme about the order.", 6, [("Alice", "PERSON", None), ("Acme", "GPE", None)],
+     [(0, "mentioned with", 1)]),
     ("Bob, that is Robert Jones, waved.", 7, [("Bob", "PERSON", "Robert Jones")], []),
 ]  # fmt: skip
 
@@ -162,10 +163,17 @@ def test_analysis_frames_columns(mm: MemoryManager) -> None:
     assert str(entities["first_seen"].dt.tz) == "UTC"
     relations = mg.relations_frame(mm, namespace=NS)
     assert list(relations.columns) == ["id", "namespace", "source_id", "source", "source_label", "predicate", "target_id", "target",
-                                       "target_label", "count", "confidence", "first_seen", "last_seen", "evidence",
-                                       "state", "status", "valid_from", "valid_until"]  # fmt: skip
+                                       "target_label", "surface", "source_phrase", "target_phrase", "count", "confidence",
+                                       "first_seen", "last_seen", "evidence", "state", "status", "valid_from",
+                                       "valid_until"]  # fmt: skip
     row = relations[relations["predicate"] == "marry"].iloc[0]
     assert (row["source"], row["source_label"], row["target"], row["count"]) == ("Bob", "PERSON", "Carol", 1)
+    # Names in one sentence with no stated relation are a search signal, not a fact: only on request.
+    assert "mentioned with" not in set(relations["predicate"])
+    every = mg.relations_frame(mm, namespace=NS, cooccurrence=True)
+    assert len(every) == len(relations) + 1
+    assert set(every["predicate"]) - set(relations["predicate"]) == {"mentioned with"}
+    assert mg.to_networkx(mm, namespace=NS, cooccurrence=True).number_of_edges() == len(every)
     mentions = mg.mentions_frame(mm, namespace=NS)
     assert list(mentions.columns) == [
         "id",

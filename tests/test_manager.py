@@ -35,6 +35,13 @@ def test_manager_contract(manager: MemoryManager) -> None:
     names = {e.name for e in rec.entities}
     assert {"Alice", "Berlin"} <= names
     assert any(r.source.name == "Alice" and r.predicate == "join" for r in rec.relations)
+    # As the sentence says it, through the store: the words and the full phrases of both ends.
+    dated = next(r for r in rec.relations if r.predicate == "join")
+    assert (dated.source_phrase, dated.surface, dated.target_phrase) == ("Alice", "joined", "last May")
+    assert dated.reading == "Alice joined last May"
+    # Acme and Berlin share the sentence but nothing is stated between them: no relation shown.
+    assert not any(r.predicate == "mentioned with" for r in rec.relations)
+    assert any(r.predicate == "mentioned with" for r in manager.graph.relation_rows("user-42"))  # kept for search
 
     manager.add_many(CHAT[1:], namespace="user-42")
     hits = manager.search("Where does Alice work?", namespace="user-42", k=5)
@@ -54,6 +61,8 @@ def test_manager_contract(manager: MemoryManager) -> None:
 
     view = manager.entity("alice", namespace="user-42")
     assert view.entity.name == "Alice" and view.entity.label == "PERSON"
+    assert not any(r.predicate == "mentioned with" for r in [*top.relations, *view.relations])
+    assert {(r.predicate, r.surface) for r in view.relations} >= {("join", "joined"), ("join in", "joined in")}
     assert view.mentions and view.mentions[0].sentence == "Alice joined Acme in Berlin last May."
 
     assert manager.verify().ok

@@ -133,6 +133,11 @@ def test_migrations_older_relations_become_statements_of_states(database_url: st
             ("move to", "lives_in", "start", "asserted", False),
             ("visit", None, None, None, False),
         ]
+        # 0005: evidence written before surface forms were kept has none (readers fall back).
+        surfaces = conn.execute(text(
+            "SELECT surface, source_start, source_end, target_start, target_end FROM relation_evidence"
+        )).all()  # fmt: skip
+        assert {tuple(r) for r in surfaces} == {(None, None, None, None, None)}
         for table in ("relation_evidence", "relations", "entities", "chunks", "documents"):
             conn.execute(text(f"DELETE FROM {table}"))
     engine.dispose()

@@ -9,6 +9,7 @@ from memory_graph.retrieval.config import SIGNALS
 from memory_graph.retrieval.fusion import Candidate
 from memory_graph.store import GraphStore
 from memory_graph.store.rows import ChunkRow
+from memory_graph.vocabulary import COOCCURRENCE
 
 
 class HitContext:
@@ -78,7 +79,7 @@ def build_hits(
                 score=round(candidate.score, 6),
                 reasons=[s for s in SIGNALS if s in candidate.reasons],
                 entities=context.entities[cid],
-                relations=context.relations[cid],
+                relations=[r for r in context.relations[cid] if r.predicate != COOCCURRENCE],
                 metadata=row.metadata,
                 observed_at=row.observed_at,
             )

@@ -124,7 +124,8 @@ class Searcher:
                     hit=hit,
                     ranks=dict(candidate.ranks),
                     linked_entities=linked_refs,
-                    graph_relations=[r for r in hit.relations if r.id in wanted],
+                    # Co-occurrence too: it is a signal, and the hit says so ("mentioned with").
+                    graph_relations=[r for r in ranking.context.relations[hit.chunk_id] if r.id in wanted],
                     gains=dict(candidate.gains),
                 )
             )

@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 
 from memory_graph.schema import Chunk, Document, Entity, EntityAlias, Mention, Relation, RelationEvidence
 from memory_graph.store.engine import Dialect
+from memory_graph.store.reads import FIRST_EVIDENCE, SURFACE_COLUMNS, surface_fields
 from memory_graph.store.rows import AliasRow, EntityRow, GraphProblems, MentionRow, RelationRow, RowCounts
 from memory_graph.store.writes import delete_unmentioned_entities
 
@@ -110,31 +111,45 @@ def entity_rows(conn: Connection, namespace: str | None = None) -> list[EntityRo
     return [EntityRow.of(e) for e in conn.execute(query)]
 
 
+RELATION_ROW_COLUMNS = ("id", "namespace", "source_id", "predicate", "target_id", "count", "confidence",
+                        "first_seen", "last_seen", "evidence", "state")  # fmt: skip
+
+
 def relation_rows(conn: Connection, namespace: str | None = None) -> list[RelationRow]:
-    """Every relation with its first evidence sentence."""
-    evidence = (
-        select(RelationEvidence.sentence)
-        .where(RelationEvidence.relation_id == Relation.id)
-        .order_by(RelationEvidence.id)
-        .limit(1)
-        .scalar_subquery()
+    """Every relation with its first evidence: the sentence and what the relation is in it."""
+    query = (
+        select(
+            Relation.id,
+            Relation.namespace,
+            Relation.source_id,
+            Relation.predicate,
+            Relation.target_id,
+            Relation.count,
+            Relation.confidence,
+            Relation.first_seen,
+            Relation.last_seen,
+            RelationEvidence.sentence.label("evidence"),
+            Relation.state,
+            *SURFACE_COLUMNS,
+        )
+        .outerjoin(RelationEvidence, RelationEvidence.id == FIRST_EVIDENCE)
+        .order_by(Relation.namespace, Relation.id)
     )
-    query = select(
-        Relation.id,
-        Relation.namespace,
-        Relation.source_id,
-        Relation.predicate,
-        Relation.target_id,
-        Relation.count,
-        Relation.confidence,
-        Relation.first_seen,
-        Relation.last_seen,
-        evidence.label("evidence"),
-        Relation.state,
-    ).order_by(Relation.namespace, Relation.id)
     if namespace is not None:
         query = query.where(Relation.namespace == namespace)
-    return [RelationRow(**r._mapping) for r in conn.execute(query)]
+    rows = []
+    for r in conn.execute(query):
+        m = r._mapping
+        surface, source_phrase, target_phrase = surface_fields(r, m["evidence"])
+        rows.append(
+            RelationRow(
+                **{k: m[k] for k in RELATION_ROW_COLUMNS},
+                surface=surface,
+                source_phrase=source_phrase,
+                target_phrase=target_phrase,
+            )
+        )
+    return rows
 
 
 def mention_rows(conn: Connection, namespace: str | None = None) -> list[MentionRow]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, func, literal, select, union_all
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import BindParameter
 
 from memory_graph.facts import ASSERTED, HOLD, Statement
@@ -29,8 +30,9 @@ from memory_graph.store.rows import (
     EntityRow,
     MemberRow,
     MemberRows,
+    phrase_in,
 )
-from memory_graph.vocabulary import speaker_of
+from memory_graph.vocabulary import COOCCURRENCE, speaker_of
 
 # Aliases of the entities table, made once: an alias copies every column, which costs more than
 # running a small query when it is done per call on the search path.
@@ -75,6 +77,31 @@ _CHUNK_ENTITIES = (
     .group_by(Mention.chunk_id, Mention.entity_id, CANON.c.id, CANON.c.name, CANON.c.label)
     .order_by(Mention.chunk_id, "pos")
 )
+# The relation's words and the document offsets of its ends, as a piece of evidence keeps them.
+SURFACE_COLUMNS = (
+    RelationEvidence.start.label("sentence_start"),
+    RelationEvidence.surface,
+    RelationEvidence.source_start,
+    RelationEvidence.source_end,
+    RelationEvidence.target_start,
+    RelationEvidence.target_end,
+)
+# A relation's first piece of evidence (the one its rows show), for a query that joins it.
+_EVIDENCE = aliased(RelationEvidence)
+FIRST_EVIDENCE = (
+    select(func.min(_EVIDENCE.id)).where(_EVIDENCE.relation_id == Relation.id).correlate(Relation).scalar_subquery()
+)
+
+
+def surface_fields(row: Any, sentence: str | None) -> tuple[str | None, str | None, str | None]:
+    """``(surface, source phrase, target phrase)`` of an evidence row with :data:`SURFACE_COLUMNS`."""
+    return (
+        row.surface,
+        phrase_in(sentence, row.sentence_start, row.source_start, row.source_end),
+        phrase_in(sentence, row.sentence_start, row.target_start, row.target_end),
+    )
+
+
 # The relations the chunks ``:ids`` are evidence for, their ends as stored: the chunks mention
 # them, so :data:`_CHUNK_ENTITIES` has read their canonical entities already.
 _CHUNK_RELATIONS = (
@@ -87,6 +114,7 @@ _CHUNK_RELATIONS = (
         Relation.source_id,
         Relation.target_id,
         Relation.state,
+        *SURFACE_COLUMNS,
     )
     .join(Relation, Relation.id == RelationEvidence.relation_id)
     .where(RelationEvidence.chunk_id.in_(IDS))
@@ -259,11 +287,23 @@ def chunk_context(
         for row_id, eid, name, label in conn.execute(_CANONICAL_OF, {"ids": batch}).all():
             of_row[row_id] = refs.setdefault(eid, EntityRef(eid, name, label))
     seen: set[tuple[str, int]] = set()
-    for chunk_id, sentence, rid, predicate, confidence, source_id, target_id, state in evidence:
-        if (chunk_id, rid) not in seen:  # one relation, two sentences of the chunk: the first
-            seen.add((chunk_id, rid))
-            relations[chunk_id].append(
-                RelationRef(rid, of_row[source_id], predicate, of_row[target_id], sentence, float(confidence), state)
+    for row in evidence:
+        if (row.chunk_id, row.id) not in seen:  # one relation, two sentences of the chunk: the first
+            seen.add((row.chunk_id, row.id))
+            surface, source_phrase, target_phrase = surface_fields(row, row.sentence)
+            relations[row.chunk_id].append(
+                RelationRef(
+                    row.id,
+                    of_row[row.source_id],
+                    row.predicate,
+                    of_row[row.target_id],
+                    row.sentence,
+                    float(row.confidence),
+                    row.state,
+                    surface=surface,
+                    source_phrase=source_phrase,
+                    target_phrase=target_phrase,
+                )
             )
     return entities, relations
 
@@ -349,19 +389,13 @@ def entity_details(conn: Connection, entity_id: int, *, max_relations: int, max_
             ).scalars()
         )
     )
-    evidence = (
-        select(RelationEvidence.sentence)
-        .where(RelationEvidence.relation_id == Relation.id)
-        .order_by(RelationEvidence.id)
-        .limit(1)
-        .scalar_subquery()
-    )
     relation_query = (
         select(
             Relation.id,
             Relation.predicate,
             Relation.confidence,
-            evidence.label("evidence"),
+            RelationEvidence.sentence.label("evidence"),
+            *SURFACE_COLUMNS,
             Relation.state,
             _SOURCE.c.id.label("sid"),
             _SOURCE.c.name.label("sname"),
@@ -374,22 +408,28 @@ def entity_details(conn: Connection, entity_id: int, *, max_relations: int, max_
         .join(_TARGET_RAW, _TARGET_RAW.c.id == Relation.target_id)
         .join(_SOURCE, _SOURCE.c.id == func.coalesce(_SOURCE_RAW.c.merged_into, _SOURCE_RAW.c.id))
         .join(_TARGET, _TARGET.c.id == func.coalesce(_TARGET_RAW.c.merged_into, _TARGET_RAW.c.id))
-        .where(Relation.source_id.in_(ids) | Relation.target_id.in_(ids))
+        .outerjoin(RelationEvidence, RelationEvidence.id == FIRST_EVIDENCE)
+        .where(Relation.source_id.in_(ids) | Relation.target_id.in_(ids), Relation.predicate != COOCCURRENCE)
         .order_by(Relation.count.desc(), Relation.confidence.desc(), Relation.id)
         .limit(max_relations)
     )
-    relations = [
-        RelationRef(
-            r.id,
-            EntityRef(r.sid, r.sname, r.slabel),
-            r.predicate,
-            EntityRef(r.tid, r.tname, r.tlabel),
-            r.evidence or "",
-            float(r.confidence),
-            r.state,
+    relations = []
+    for r in conn.execute(relation_query):
+        surface, source_phrase, target_phrase = surface_fields(r, r.evidence)
+        relations.append(
+            RelationRef(
+                r.id,
+                EntityRef(r.sid, r.sname, r.slabel),
+                r.predicate,
+                EntityRef(r.tid, r.tname, r.tlabel),
+                r.evidence or "",
+                float(r.confidence),
+                r.state,
+                surface=surface,
+                source_phrase=source_phrase,
+                target_phrase=target_phrase,
+            )
         )
-        for r in conn.execute(relation_query)
-    ]
     mentions = [
         EntityMention(**r._mapping)
         for r in conn.execute(
@@ -506,7 +546,10 @@ def canonical_ids(conn: Connection, entity_ids: Iterable[int]) -> dict[int, int]
     """``entity row -> the canonical entity it stands for`` (through any merge)."""
     out: dict[int, int] = {}
     for batch in batches(sorted(entity_ids)):
-        out.update(conn.execute(select(Entity.id, CANONICAL_ID).where(Entity.id.in_(batch))).tuples().all())
+        out.update(
+            (row_id, canonical)
+            for row_id, canonical in conn.execute(select(Entity.id, CANONICAL_ID).where(Entity.id.in_(batch)))
+        )
     return out
 
 

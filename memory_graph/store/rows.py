@@ -146,6 +146,16 @@ class RelationRow:
     status: str | None = None
     valid_from: datetime | None = None
     valid_until: datetime | None = None
+    surface: str | None = None  # as the first evidence says it (see RelationRef)
+    source_phrase: str | None = None
+    target_phrase: str | None = None
+
+
+def phrase_in(sentence: str | None, sentence_start: int | None, start: int | None, end: int | None) -> str | None:
+    """The words at document offsets ``start:end`` of a sentence that starts at ``sentence_start``."""
+    if sentence is None or sentence_start is None or start is None or end is None:
+        return None
+    return sentence[start - sentence_start : end - sentence_start] or None
 
 
 @dataclass(frozen=True)

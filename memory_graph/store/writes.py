@@ -155,6 +155,11 @@ def graph_rows(docs: Sequence[DocumentWrite]) -> GraphRows:
                             "valid_from": r.valid_from,
                             "valid_until": r.valid_until,
                             "correction": r.correction,
+                            "surface": r.surface[:255] or None,
+                            "source_start": c.start + r.source_span[0] if r.source_span else None,
+                            "source_end": c.start + r.source_span[1] if r.source_span else None,
+                            "target_start": c.start + r.target_span[0] if r.target_span else None,
+                            "target_end": c.start + r.target_span[1] if r.target_span else None,
                         },
                     )
                 )
