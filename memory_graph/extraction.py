@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory_graph.errors import ExtractionError
 from memory_graph.facts import ASSERTED, STATES, State
+from memory_graph.markup import blocks
 from memory_graph.openie import Clause, Phrase, case_of, case_words, clause_head, clauses, modality_of
 from memory_graph.records import ExtractedEntity, ExtractedRelation, Extraction
 from memory_graph.statements import Found, read_statements
@@ -61,6 +62,15 @@ _ORG_LAST = """
     society agency council committee commission ministry department federation club party orchestra fc
 """
 ORG_LAST_WORDS = frozenset(_ORG_LAST.split())
+# Legal forms of companies ("Nordbyg ApS", "Telefónica S.A.", "Siemens AG"): a name ending so is
+# an organisation's whatever the NER called it (a person's or a place's name never ends so).
+_LEGAL_FORMS = (
+    "inc ltd llc plc gmbh ag aps a/s as ab oy oyj asa sa s.a s.l sl spa s.p.a srl bv b.v nv n.v sas sarl kk pty lp llp"
+)
+LEGAL_FORMS = frozenset(_LEGAL_FORMS.split())
+# and nouns that end the names of institutions the NER takes for places ("Bispebjerg Hospital").
+_ORG_LAST_INSTITUTIONS = "hospital clinic school railways airline police"
+ORG_LAST_WORDS = ORG_LAST_WORDS | LEGAL_FORMS | frozenset(_ORG_LAST_INSTITUTIONS.split())
 ORG_FIRST_WORDS = frozenset({"university", "bank", "ministry", "department", "institute", "college", "academy"})
 
 ANTECEDENT_SENTENCES = 3  # sentences looked back for the person a pronoun stands for
@@ -71,6 +81,8 @@ WEAK_NOUNS = {
     "thing", "things", "lot", "lots", "way", "time", "times", "one", "ones", "stuff", "bit", "kind",
     "sort", "part", "something", "anything", "everything", "nothing", "someone", "anyone",
     "everyone", "people", "day", "week", "month", "year", "today", "yesterday", "tomorrow", "%",
+    # words of conversation, not things talked about: "Big news!", "Congratulations!", "any plans?"
+    "news", "congratulations", "congrats", "thanks", "plan", "hour", "minute", "moment", "while",
 }  # fmt: skip
 NP_MODIFIERS = {"compound", "amod", "flat", "nummod", "compound:prt", "nmod:npmod", "npadvmod"}
 
@@ -193,14 +205,20 @@ class Extractor:
         ]
 
     def parse_many(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Doc]:
-        """The pipeline's full analysis of each of ``texts``, through ``nlp.pipe``."""
+        """The pipeline's full analysis of each of ``texts``, through ``nlp.pipe``. Each text's
+        blocks (:func:`memory_graph.markup.blocks`: headings, list items, paragraphs) are parsed
+        apart, so no sentence runs across them, and joined into one document of the text."""
+        from spacy.tokens import Doc
+
+        pieces = [blocks(text) for text in texts]
         with self._lock:
-            return list(self.nlp.pipe(texts, batch_size=batch_size))
+            parsed = iter(self.nlp.pipe([p for text in pieces for p in text], batch_size=batch_size))
+            docs = [[next(parsed) for _ in text] for text in pieces]
+        return [part[0] if len(part) == 1 else Doc.from_docs(part, ensure_whitespace=False) for part in docs]
 
     def parse(self, text: str) -> Doc:
-        """The pipeline's full analysis of ``text``."""
-        with self._lock:
-            return self.nlp(text)
+        """The pipeline's full analysis of ``text`` (as :meth:`parse_many`)."""
+        return self.parse_many([text])[0]
 
     def tokenize(self, text: str) -> Doc:
         """``text`` tokenised by the pipeline, with its rule entities (dates, times, money …) but
@@ -441,13 +459,18 @@ class DocExtraction:
             label = normalize_label(ent.label_)
             if label in SKIP_LABELS or not normalize_key(ent.text):
                 continue
-            # Trim a leading article or trailing possessive the NER sometimes includes.
+            # Trim what the NER sometimes includes: a leading article or markup ("# Omar", "- Bob"),
+            # a trailing possessive or full stop ("Acme." before a line break).
             span = ent
-            while len(span) > 1 and span[0].lower_ in ("the", "a", "an"):
+            while len(span) > 1 and (span[0].lower_ in ("the", "a", "an") or span[0].is_punct or span[0].is_space):
                 span = span[1:]
-            while len(span) > 1 and (span[-1].tag_ == "POS" or span[-1].text in ("'s", "’s")):
+            while len(span) > 1 and (
+                span[-1].tag_ == "POS" or span[-1].text in ("'s", "’s") or span[-1].is_punct or span[-1].is_space
+            ):
                 span = span[:-1]
-            if label == "LOC" and _names_an_organisation(span):
+            if (label == "LOC" and _names_an_organisation(span)) or (
+                label == "PERSON" and len(span) > 1 and span[-1].lower_.rstrip(".") in LEGAL_FORMS
+            ):
                 label = "ORG"
             if label == "DATE" and (value := normalize_date(span.text, self.observed_at)) is not None:
                 # "last May" said in June 2025 and "May 2025" are one entity: 2025-05.
@@ -473,7 +496,7 @@ class DocExtraction:
         Leah. He …"). Otherwise the pronoun is left alone: no gender is known, so "Leah" and
         "Marcus" are both candidates for "she". The speaker is never the antecedent, nor the
         pronoun's own verb's other argument ("Tom hugged her")."""
-        sentences = list(self.doc.sents)
+        sentences = self._sentences()
         where = {token.i: n for n, sent in enumerate(sentences) for token in sent}
         people = {e.key: e for e in self.antecedents if e.label == "PERSON"}
         for token in self.doc:
@@ -499,12 +522,16 @@ class DocExtraction:
             span = self.doc[token.i : token.i + 1]
             self._add_entity(span, "PERSON", key=antecedent.key, name=antecedent.name, pronoun=True)
 
+    def _sentences(self) -> list[Span]:
+        """The document's sentences that hold words (not the blank lines between blocks)."""
+        return [sent for sent in self.doc.sents if not all(token.is_space for token in sent)]
+
     def _it_mentions(self) -> None:
         """ "It" or "they" as a subject, right after a sentence whose subject is the name of an
         organisation, place or thing: "Vestas opened a factory in Aarhus. It employs 300
         people." - "It" is Vestas. Nothing else is guessed ("I bought a car. It is red." names
         no antecedent for "it" as subject of the sentence before)."""
-        sentences = list(self.doc.sents)
+        sentences = self._sentences()
         for n in range(1, len(sentences)):
             antecedent = self._named_subject(sentences[n - 1])
             if antecedent is None:
@@ -554,7 +581,12 @@ class DocExtraction:
                 continue
             if token.dep_ in ("compound", "flat", "fixed") and token.head.pos_ in ("NOUN", "PROPN"):
                 continue  # part of a larger phrase, handled at its head
-            if token.lower_ in WEAK_NOUNS or token.is_stop or (not token.is_alpha and not token.text.isalnum()):
+            if (
+                token.lower_ in WEAK_NOUNS
+                or token.lemma_.lower() in WEAK_NOUNS
+                or token.is_stop
+                or (not token.is_alpha and not token.text.isalnum())
+            ):
                 continue
             if token.like_num or token.like_url or token.like_email or len(token.text) < 2:
                 continue
@@ -650,11 +682,16 @@ class DocExtraction:
             if clause.stated:  # a plan or an end is a state statement's business (memory_graph.statements)
                 self._clause_relations(clause, sent)
             else:
-                # What the sentence asks, denies or supposes links its entities all the same: no
-                # "mentioned with" either.
+                # What the sentence asks, denies, plans or supposes states nothing, but it is about
+                # its subject and arguments all the same: they are mentioned together (a signal
+                # for the search that no view of the facts shows).
                 for source in self._entity_of(clause.subject.root):
                     for argument in clause.arguments:
-                        linked.update(frozenset((source, t)) for t in self._entity_of(argument.root))
+                        for target in self._entity_of(argument.root):
+                            pair = frozenset((source, target))
+                            if len(pair) == 2 and pair not in linked:
+                                linked.add(pair)
+                                self._add_relation([source], COOCCURRENCE, [target], "cooccur", sent)
         question = sent.text.rstrip().endswith("?")
         for token in sent:
             if (

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from memory_graph.errors import InputError
+from memory_graph.temporal import normalize_date
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -58,16 +62,77 @@ def read_memory_files(paths: Iterable[Path]) -> list[dict[str, Any]]:
             continue
         if not text.strip():
             raise InputError(f"{path}: file is empty")
+        front, body = front_matter(text)
+        if not body.strip():
+            raise InputError(f"{path}: file holds front matter only")
+        observed = note_date(front, body) or datetime.fromtimestamp(path.stat().st_mtime, UTC)
         rows.append(
             {
-                "text": text,
+                "text": body,
                 "external_id": path.as_posix(),
-                "observed_at": datetime.fromtimestamp(path.stat().st_mtime, UTC),
-                "metadata": {"path": path.as_posix()},
+                "observed_at": observed,
+                "metadata": {**{key: _json_value(value) for key, value in front.items()}, "path": path.as_posix()},
                 "source": "file",
             }
         )
     return rows
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
+#: Front-matter keys that give the note's own date, in order of preference.
+DATE_KEYS = ("date", "created", "created_at")
+
+
+def front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """A note's YAML front matter (between ``---`` lines at its start) and the text after it.
+    Text whose first block is not a YAML mapping has no front matter: it is returned whole."""
+    match = _FRONT_MATTER.match(text)
+    if match is None:
+        return {}, text
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return {}, text
+    if not isinstance(data, dict):
+        return {}, text
+    return {str(key): value for key, value in data.items()}, text[match.end() :]
+
+
+def note_date(front: dict[str, Any], body: str) -> datetime | None:
+    """When a note was written, as it says: its front matter's ``date`` (or ``created``), else
+    a first line that is a calendar day alone ("# 2025-03-14", "March 14, 2025"); ``None``
+    when it says neither. A date without a time is taken as midnight UTC."""
+    for key in DATE_KEYS:
+        value = front.get(key)
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, date):
+            return datetime.combine(value, time(), UTC)
+        if isinstance(value, str) and (day := _calendar_day(value)) is not None:
+            return day
+    first = next((line for line in body.splitlines() if line.strip()), "")
+    return _calendar_day(first.strip().lstrip("#").strip())
+
+
+def _calendar_day(text: str) -> datetime | None:
+    # Absolute days only: with no base, "yesterday" would mean the day before the reading.
+    if not re.search(r"\d{4}", text) or len(text) > 40:
+        return None
+    value = normalize_date(text, date(1, 1, 1))
+    if value is None or value.granularity != "day":
+        return None
+    return datetime.combine(value.start, time(), UTC)
+
+
+def _json_value(value: Any) -> Any:
+    """A front-matter value as JSON metadata holds it: dates as ISO strings."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return value
 
 
 def _jsonl_rows(path: Path, text: str) -> list[dict[str, Any]]:

@@ -106,6 +106,15 @@ def rule_patterns() -> list[dict[str, Any]]:
             {"TEXT": {"REGEX": r"^\d{3,4}$"}},
             {"TEXT": {"REGEX": r"^\d{3,4}$"}, "OP": "?"},
         ],
+        # An international number in pairs or short groups: "+45 20 12 34 56", "+33 6 12 34 56 78".
+        [
+            {"TEXT": {"REGEX": r"^\+\d{1,3}$"}},
+            {"TEXT": {"REGEX": r"^\d{1,4}$"}},
+            {"TEXT": {"REGEX": r"^\d{2,4}$"}},
+            {"TEXT": {"REGEX": r"^\d{2,4}$"}},
+            {"TEXT": {"REGEX": r"^\d{2,4}$"}, "OP": "?"},
+            {"TEXT": {"REGEX": r"^\d{2,4}$"}, "OP": "?"},
+        ],
         [
             {"TEXT": "("},
             {"TEXT": {"REGEX": r"^\d{3}$"}},

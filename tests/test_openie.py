@@ -87,7 +87,8 @@ def test_relations_instead_of_is_not_a_relation(extractor: Extractor) -> None:
 
 def test_relations_none_from_a_question(extractor: Extractor) -> None:
     x = extractor.extract("How is Lena finding Copenhagen?")
-    assert x.relations == []  # neither "find" nor "mentioned with"
+    # No "find": the two are only mentioned together, a search signal no view shows.
+    assert [(r.predicate, r.pattern) for r in x.relations] == [("mentioned with", "cooccur")]
 
 
 def test_relations_recurring_time_is_no_date_and_the_place_is_the_verbs(extractor: Extractor) -> None:

@@ -61,3 +61,14 @@ def test_pipeline_rule_entities_keep_statistical_ones(nlp) -> None:
     labels = {e.label_ for e in doc.ents}
     assert {"EMAIL", "PHONE", "TIME", "PERCENT", "MONEY"} <= labels
     assert nlp.get_pipe("entity_ruler").overwrite is False
+
+
+def test_pipeline_ships_the_rule_patterns_of_memory_graph_rules(nlp) -> None:
+    import json
+
+    from memory_graph.rules import rule_patterns
+
+    def canonical(patterns: list) -> list[str]:
+        return sorted(json.dumps(p, sort_keys=True) for p in patterns)
+
+    assert canonical(nlp.get_pipe("entity_ruler").patterns) == canonical(rule_patterns())
