@@ -487,6 +487,29 @@ def import_(app: AppContext, fmt: str, path: Path, workers: int, batch_size: int
         sys.exit(1)
 
 
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on; default loopback (MEMORY_GRAPH_SERVER_HOST).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port; default 8765 (MEMORY_GRAPH_SERVER_PORT)."
+)
+@click.pass_obj
+@handle_errors
+def serve(app: AppContext, host: str | None, port: int | None) -> None:
+    """Serve the memory over HTTP (JSON API, OpenAPI at /docs, metrics at /metrics).
+
+    The models load once at start-up. Requests need an API key; with none configured
+    (MEMORY_GRAPH_API_KEYS or the key file), the first start creates an admin key and prints it once.
+
+    Example:
+        memory-graph serve --port 8765
+    """
+    try:
+        from memory_graph.server import serve as run
+    except ImportError as exc:
+        raise ConfigError(f"the server needs its extra ({exc}): pip install 'memory-graph[server]'") from exc
+    run(app.settings(), host=host, port=port)
+
+
 def main() -> None:
     cli(prog_name="memory-graph")
 
