@@ -24,10 +24,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class AppContext:
-    def __init__(self, data_dir: Path | None, database_url: str | None, debug: bool) -> None:
+    def __init__(self, data_dir: Path | None, database_url: str | None, debug: bool, url: str | None = None) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
         self.debug = debug
+        self.url = url
 
     def settings(self) -> Settings:
         overrides: dict[str, Any] = {}
@@ -35,6 +36,8 @@ class AppContext:
             overrides["data_dir"] = self.data_dir
         if self.database_url is not None:
             overrides["database_url"] = self.database_url
+        if self.url is not None:
+            overrides["url"] = self.url
         try:
             return Settings(**overrides)
         except ValueError as exc:  # pydantic's ValidationError
@@ -45,6 +48,18 @@ class AppContext:
         from memory_graph.manager import MemoryManager
 
         return MemoryManager(self.settings())
+
+    def memory(self) -> Any:
+        """The memory the data commands use: a running server's (``--url``, ``MEMORY_GRAPH_URL``;
+        no model load here) or an in-process :class:`MemoryManager`."""
+        settings = self.settings()
+        if settings.url is None:
+            return self.manager()
+        try:
+            from memory_graph.client import MemoryGraphClient
+        except ImportError as exc:
+            raise ConfigError(f"--url needs httpx ({exc}): pip install 'memory-graph[server]'") from exc
+        return MemoryGraphClient(settings=settings)
 
 
 def handle_errors(func: F) -> F:
@@ -99,12 +114,18 @@ as_of_option = click.option(
     "--data-dir", type=click.Path(path_type=Path), envvar="MEMORY_GRAPH_DATA_DIR", help="Embedded data directory."
 )
 @click.option("--database-url", envvar="MEMORY_GRAPH_DATABASE_URL", help="SQLAlchemy URL (postgresql+psycopg://...).")
+@click.option(
+    "--url",
+    default=None,
+    help="A running server (memory-graph serve) for ingest, query, entity, stats and verify; "
+    "key in MEMORY_GRAPH_API_KEY (default: MEMORY_GRAPH_URL, else in-process).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="memory-graph")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, url: str | None, debug: bool) -> None:
     """Entity-aware knowledge-graph memory: ingest text, query it with its graph context."""
-    ctx.obj = AppContext(data_dir, database_url, debug)
+    ctx.obj = AppContext(data_dir, database_url, debug, url)
 
 
 @cli.command()
@@ -129,7 +150,7 @@ def ingest(app: AppContext, paths: tuple[Path, ...], namespace: str | None, as_j
     from memory_graph.files import read_memory_files
 
     rows = read_memory_files(paths)
-    with app.manager() as mm, tqdm(total=len(rows), unit="memory", file=sys.stderr, disable=None) as bar:
+    with app.memory() as mm, tqdm(total=len(rows), unit="memory", file=sys.stderr, disable=None) as bar:
         records = mm.add_many(rows, namespace=namespace, progress=bar.update)
     summary = {
         "read": len(rows),
@@ -166,7 +187,7 @@ def query(
     Example:
         memory-graph query "Where does Alice work?" --namespace demo -k 3
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         hits = mm.search(question, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
     emit([h.to_dict() for h in hits], as_json, lambda _: render_hits(hits))
 
@@ -203,7 +224,7 @@ def entity(app: AppContext, name: str, namespace: str | None, as_of: str | None,
     Example:
         memory-graph entity Alice --namespace demo
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         view = mm.entity(name, namespace=namespace, as_of=as_of)
     emit(view.to_dict(), as_json, lambda _: render_entity(view))
 
@@ -239,7 +260,7 @@ def stats(app: AppContext, namespace: str | None, as_json: bool) -> None:
     Example:
         memory-graph stats --json
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         result = mm.stats(namespace)
     emit(result.to_dict(), as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items() if v is not None))
 
@@ -255,7 +276,7 @@ def verify(app: AppContext, repair: bool, as_json: bool) -> None:
     Example:
         memory-graph verify --repair
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         report = mm.verify(repair=repair)
     emit(report.to_dict(), as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
     if not report.ok:

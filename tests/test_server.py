@@ -308,3 +308,33 @@ def test_server_openapi_property_no_5xx_and_responses_match_schema(server: Runni
 def test_server_keys_are_in_settings() -> None:
     assert Settings().server_host == "127.0.0.1"
     assert Settings(api_keys=SERVER_KEYS).api_keys["test-key-a"] == ["ns-a"]
+
+
+def test_cli_data_commands_use_the_server_with_url(server: RunningServer, tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from memory_graph.cli import cli
+
+    monkeypatch.setenv("MEMORY_GRAPH_API_KEY", ADMIN)
+    source = tmp_path / "memories.jsonl"
+    rows = [{"text": "Yusuf repairs bicycles in Izmir.", "id": "y1"}, {"text": "Zora sings in a choir.", "id": "z1"}]
+    source.write_text("\n".join(json.dumps(r) for r in rows))
+    runner = CliRunner()
+    base = ["--url", server.url, "--data-dir", str(tmp_path / "unused")]
+    ingested = runner.invoke(cli, [*base, "ingest", str(source), "--namespace", "s-cli", "--json"])
+    assert ingested.exit_code == 0, ingested.output
+    assert json.loads(ingested.output)["stored"] == 2
+    found = runner.invoke(cli, [*base, "query", "Who repairs bicycles?", "--namespace", "s-cli", "-k", "1", "--json"])
+    assert found.exit_code == 0 and json.loads(found.output)[0]["external_id"] == "y1"
+    shown = runner.invoke(cli, [*base, "entity", "Yusuf", "--namespace", "s-cli"])
+    assert shown.exit_code == 0 and shown.output.startswith("Yusuf (PERSON)")
+    counted = runner.invoke(cli, [*base, "stats", "--namespace", "s-cli", "--json"])
+    assert json.loads(counted.output)["documents"] == 2
+    assert runner.invoke(cli, [*base, "verify"]).exit_code == 0
+    assert not (tmp_path / "unused").exists()  # nothing local was opened
+    monkeypatch.setenv("MEMORY_GRAPH_API_KEY", "test-key-a")
+    denied = runner.invoke(cli, [*base, "query", "bicycles", "--namespace", "s-cli"])
+    assert denied.exit_code == 1 and "may not touch namespace 's-cli'" in denied.output
+    monkeypatch.setenv("MEMORY_GRAPH_URL", server.url)  # the setting instead of the option
+    mine = runner.invoke(cli, ["query", "Who sings?", "--namespace", "ns-a", "--json"])
+    assert mine.exit_code == 0 and all(h["namespace"] == "ns-a" for h in json.loads(mine.output))
