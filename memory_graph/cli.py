@@ -531,6 +531,46 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     run(app.settings(), host=host, port=port)
 
 
+@cli.command("mcp")
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "streamable-http"]),
+    default="stdio",
+    show_default=True,
+    help="MCP transport.",
+)
+@click.option("--host", default=None, help="streamable-http: address; default loopback (MEMORY_GRAPH_SERVER_HOST).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True, help="streamable-http: port.")
+@namespace_option
+@click.pass_obj
+@handle_errors
+def mcp_command(app: AppContext, transport: str, host: str | None, port: int, namespace: str | None) -> None:
+    """Serve memory tools to agents over MCP: add_memory, search_memories, get_context, get_entity.
+
+    In-process by default (the models load once, at start-up), or over a running server with --url.
+    stdio is for an agent that starts the command itself (Claude Desktop, IDEs); stdout then
+    carries only MCP messages.
+
+    Example:
+        memory-graph --data-dir ~/.memory_graph mcp --namespace me
+    """
+    import contextlib
+
+    try:
+        from memory_graph.integrations.mcp import create_mcp_server
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from exc
+    with app.memory() as memory:
+        if hasattr(memory, "warm_up"):
+            with contextlib.redirect_stdout(sys.stderr):  # stdout belongs to the MCP messages
+                memory.warm_up()
+        server = create_mcp_server(memory, namespace=namespace)
+        if transport == "stdio":
+            server.run("stdio")
+        else:
+            server.run("streamable-http", host=host or app.settings().server_host, port=port)
+
+
 def main() -> None:
     cli(prog_name="memory-graph")
 
