@@ -53,7 +53,11 @@ def start_server(data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], st
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_GRAPH_")}
-    env |= {"PYTHONPATH": str(ROOT), "MEMORY_GRAPH_DATA_DIR": str(data_dir), "MEMORY_GRAPH_API_KEYS": json.dumps({KEY: ["*"]})}
+    env |= {
+        "PYTHONPATH": str(ROOT),
+        "MEMORY_GRAPH_DATA_DIR": str(data_dir),
+        "MEMORY_GRAPH_API_KEYS": json.dumps({KEY: ["*"]}),
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "memory_graph.cli", "serve", "--port", str(port)], env=env, stdout=out, stderr=out

@@ -58,13 +58,14 @@ class Settings(BaseSettings):
     server_port: int = Field(default=8765, ge=0, le=65535, description="Port `memory-graph serve` listens on.")
     api_keys: dict[str, list[str]] = Field(
         default_factory=dict,
+        repr=False,
         description='Server API keys: key -> namespaces it may touch (JSON: {"key": ["user-42"]}); "*" makes an admin key.',
     )
     api_key_file: Path | None = Field(
         default=None, description="Server key file (hashes only); default data_dir/api_keys.json."
     )
     url: str | None = Field(default=None, description="A running server (http://127.0.0.1:8765): the CLI talks to it.")
-    api_key: str | None = Field(default=None, description="The key a client sends to the server.")
+    api_key: str | None = Field(default=None, repr=False, description="The key a client sends to the server.")
 
     @field_validator("data_dir", "chroma_path", "api_key_file", mode="before")
     @classmethod

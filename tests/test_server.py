@@ -63,6 +63,19 @@ def test_server_add_get_delete(server: RunningServer) -> None:
         assert got.namespace == "s-crud" and got.chunk_ids == record.chunk_ids
         raw = httpx.get(f"{server.url}/v1/memories/{record.document_id}", headers=auth(ADMIN))
         assert raw.status_code == 200 and raw.json()["document_id"] == record.document_id
+        by_ext = f"{server.url}/v1/namespaces/s-crud/memories/by-external-id"
+        raw = httpx.get(f"{by_ext}/q1", headers=auth(ADMIN))
+        assert raw.status_code == 200 and raw.json()["document_id"] == record.document_id
+        assert httpx.get(f"{by_ext}/q1", headers=auth(KEY_A)).status_code == 403
+        assert (
+            httpx.get(f"{server.url}/v1/namespaces/ns-a/memories/by-external-id/q1", headers=auth(KEY_A)).status_code
+            == 404
+        )
+        other = mm.add("Wanda flies gliders.", namespace="s-crud", external_id="w1")
+        assert httpx.delete(f"{by_ext}/w1", headers=auth(ADMIN)).status_code == 204
+        assert httpx.delete(f"{by_ext}/w1", headers=auth(ADMIN)).status_code == 404
+        with pytest.raises(DocumentNotFoundError):
+            mm.get(other.document_id)
         mm.delete(record.document_id)
         with pytest.raises(DocumentNotFoundError):
             mm.get(record.document_id)

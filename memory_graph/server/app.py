@@ -172,6 +172,24 @@ def create_app(manager: MemoryManager, keys: KeyStore, *, warm_up: bool = True) 
         manager.delete(document_id)
         return Response(status_code=204)
 
+    def by_external_id(namespace: str, external_id: str) -> str:
+        # Until MemoryManager looks memories up by external id itself (issue 26), the store does.
+        found = manager.graph.document_ids_by_key(namespace, [external_id]).get(external_id)
+        if found is None:
+            raise NotFoundError("memory with external id", external_id, namespace)
+        return found
+
+    @data.get("/namespaces/{namespace}/memories/by-external-id/{external_id}", tags=["memories"])
+    def get_by_external_id(namespace: Scope, external_id: str) -> MemoryRecord:
+        """The stored record of the memory with this external id in the namespace."""
+        return manager.get(by_external_id(namespace, external_id))
+
+    @data.delete("/namespaces/{namespace}/memories/by-external-id/{external_id}", status_code=204, tags=["memories"])
+    def delete_by_external_id(namespace: Scope, external_id: str) -> Response:
+        """Remove the memory with this external id in the namespace from both stores."""
+        manager.delete(by_external_id(namespace, external_id))
+        return Response(status_code=204)
+
     @data.post("/namespaces/{namespace}/search", tags=["search"])
     def search(namespace: Scope, body: SearchIn) -> list[MemoryHit]:
         """The ``k`` most relevant memories with their graph context (``MemoryManager.search``)."""
