@@ -188,8 +188,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, *, command: str = "serve") -> RunningServer:
-    """``memory-graph serve`` in a subprocess on a free loopback port, once it answers /healthz."""
+def start_server(
+    data_dir: Path, env: dict[str, str] | None = None, *, command: str = "serve", extra_args: list[str] | None = None
+) -> RunningServer:
+    """``memory-graph serve`` (or ``command``) in a subprocess on a free loopback port, once it
+    answers /healthz (``serve``) or accepts connections."""
     import httpx
 
     port = free_port()
@@ -199,7 +202,7 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, *, command: 
     log = data_dir.parent / f"{data_dir.name}-server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "memory_graph.cli", command, "--port", str(port)],
+            [sys.executable, "-m", "memory_graph.cli", command, *(extra_args or []), "--port", str(port)],
             env=full_env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -210,9 +213,12 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, *, command: 
         if process.poll() is not None:
             raise RuntimeError(f"server exited {process.returncode}:\n{log.read_text()}")
         try:
-            if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
+            if command != "serve":
+                with socket.create_connection(("127.0.0.1", port), timeout=2):
+                    return server
+            elif httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
                 return server
-        except httpx.HTTPError:
+        except (httpx.HTTPError, OSError):
             pass
         time.sleep(0.5)
     stop_server(server)

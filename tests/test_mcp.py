@@ -76,3 +76,16 @@ def test_mcp_tools_over_a_running_server(tmp_path: Path, server) -> None:
 
 
 pytestmark = pytest.mark.timeout(600)
+
+
+def test_mcp_tools_over_streamable_http(tmp_path: Path, server_process) -> None:
+    running = server_process(tmp_path / "data", command="mcp", extra_args=["--transport", "streamable-http"])
+
+    async def run() -> None:
+        async with Client(f"{running.url}/mcp", read_timeout_seconds=120) as client:
+            record = await call(client, "add_memory", {"text": "Rui grows olives near Evora.", "namespace": "http"})
+            assert isinstance(record, dict) and record["namespace"] == "http"
+            hits = await call(client, "search_memories", {"query": "Who grows olives?", "namespace": "http"})
+            assert isinstance(hits, list) and hits[0]["document_id"] == record["document_id"]
+
+    anyio.run(run)
