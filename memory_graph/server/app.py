@@ -57,6 +57,7 @@ access_log = logging.getLogger("memory_graph.server.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "The body cannot be read (not UTF-8 JSON); nothing was stored."},
     401: {"model": ErrorOut, "description": "No key, or an unknown one."},
     403: {"model": ErrorOut, "description": "The key may not touch this namespace (or is not an admin key)."},
     404: {"model": ErrorOut, "description": "No such memory, entity or key (in the namespaces of the key)."},
