@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from memory_graph import __version__
 from memory_graph.errors import DocumentNotFoundError, InputError, MemoryGraphError, NotFoundError, StoreError
 from memory_graph.manager import MemoryManager
 from memory_graph.records import ConsistencyReport, EntityView, MemoryHit, MemoryRecord, Stats
@@ -100,8 +101,6 @@ def create_app(manager: MemoryManager, keys: KeyStore, *, warm_up: bool = True) 
             await anyio.to_thread.run_sync(manager.warm_up)
         metrics.instrument(manager)
         yield
-
-    from memory_graph import __version__
 
     app = FastAPI(
         title="memory-graph",
