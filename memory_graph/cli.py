@@ -24,10 +24,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class AppContext:
-    def __init__(self, data_dir: Path | None, database_url: str | None, debug: bool) -> None:
+    def __init__(self, data_dir: Path | None, database_url: str | None, debug: bool, url: str | None = None) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
         self.debug = debug
+        self.url = url
 
     def settings(self) -> Settings:
         overrides: dict[str, Any] = {}
@@ -35,6 +36,8 @@ class AppContext:
             overrides["data_dir"] = self.data_dir
         if self.database_url is not None:
             overrides["database_url"] = self.database_url
+        if self.url is not None:
+            overrides["url"] = self.url
         try:
             return Settings(**overrides)
         except ValueError as exc:  # pydantic's ValidationError
@@ -45,6 +48,18 @@ class AppContext:
         from memory_graph.manager import MemoryManager
 
         return MemoryManager(self.settings())
+
+    def memory(self) -> Any:
+        """The memory the data commands use: a running server's (``--url``, ``MEMORY_GRAPH_URL``;
+        no model load here) or an in-process :class:`MemoryManager`."""
+        settings = self.settings()
+        if settings.url is None:
+            return self.manager()
+        try:
+            from memory_graph.client import MemoryGraphClient
+        except ImportError as exc:
+            raise ConfigError(f"--url needs httpx ({exc}): pip install 'memory-graph[server]'") from exc
+        return MemoryGraphClient(settings=settings)
 
 
 def handle_errors(func: F) -> F:
@@ -99,12 +114,18 @@ as_of_option = click.option(
     "--data-dir", type=click.Path(path_type=Path), envvar="MEMORY_GRAPH_DATA_DIR", help="Embedded data directory."
 )
 @click.option("--database-url", envvar="MEMORY_GRAPH_DATABASE_URL", help="SQLAlchemy URL (postgresql+psycopg://...).")
+@click.option(
+    "--url",
+    default=None,
+    help="A running server (memory-graph serve) for ingest, query, entity, stats and verify; "
+    "key in MEMORY_GRAPH_API_KEY (default: MEMORY_GRAPH_URL, else in-process).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="memory-graph")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, url: str | None, debug: bool) -> None:
     """Entity-aware knowledge-graph memory: ingest text, query it with its graph context."""
-    ctx.obj = AppContext(data_dir, database_url, debug)
+    ctx.obj = AppContext(data_dir, database_url, debug, url)
 
 
 @cli.command()
@@ -129,7 +150,7 @@ def ingest(app: AppContext, paths: tuple[Path, ...], namespace: str | None, as_j
     from memory_graph.files import read_memory_files
 
     rows = read_memory_files(paths)
-    with app.manager() as mm, tqdm(total=len(rows), unit="memory", file=sys.stderr, disable=None) as bar:
+    with app.memory() as mm, tqdm(total=len(rows), unit="memory", file=sys.stderr, disable=None) as bar:
         records = mm.add_many(rows, namespace=namespace, progress=bar.update)
     summary = {
         "read": len(rows),
@@ -166,7 +187,7 @@ def query(
     Example:
         memory-graph query "Where does Alice work?" --namespace demo -k 3
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         hits = mm.search(question, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
     emit([h.to_dict() for h in hits], as_json, lambda _: render_hits(hits))
 
@@ -203,7 +224,7 @@ def entity(app: AppContext, name: str, namespace: str | None, as_of: str | None,
     Example:
         memory-graph entity Alice --namespace demo
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         view = mm.entity(name, namespace=namespace, as_of=as_of)
     emit(view.to_dict(), as_json, lambda _: render_entity(view))
 
@@ -239,7 +260,7 @@ def stats(app: AppContext, namespace: str | None, as_json: bool) -> None:
     Example:
         memory-graph stats --json
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         result = mm.stats(namespace)
     emit(result.to_dict(), as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items() if v is not None))
 
@@ -255,7 +276,7 @@ def verify(app: AppContext, repair: bool, as_json: bool) -> None:
     Example:
         memory-graph verify --repair
     """
-    with app.manager() as mm:
+    with app.memory() as mm:
         report = mm.verify(repair=repair)
     emit(report.to_dict(), as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
     if not report.ok:
@@ -485,6 +506,69 @@ def import_(app: AppContext, fmt: str, path: Path, workers: int, batch_size: int
     emit(report.to_dict(), as_json, render_report)
     if report.failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on; default loopback (MEMORY_GRAPH_SERVER_HOST).")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=None, help="Port; default 8765 (MEMORY_GRAPH_SERVER_PORT)."
+)
+@click.pass_obj
+@handle_errors
+def serve(app: AppContext, host: str | None, port: int | None) -> None:
+    """Serve the memory over HTTP (JSON API, OpenAPI at /docs, metrics at /metrics).
+
+    The models load once at start-up. Requests need an API key; with none configured
+    (MEMORY_GRAPH_API_KEYS or the key file), the first start creates an admin key and prints it once.
+
+    Example:
+        memory-graph serve --port 8765
+    """
+    try:
+        from memory_graph.server import serve as run
+    except ImportError as exc:
+        raise ConfigError(f"the server needs its extra ({exc}): pip install 'memory-graph[server]'") from exc
+    run(app.settings(), host=host, port=port)
+
+
+@cli.command("mcp")
+@click.option(
+    "--transport",
+    type=click.Choice(["stdio", "streamable-http"]),
+    default="stdio",
+    show_default=True,
+    help="MCP transport.",
+)
+@click.option("--host", default=None, help="streamable-http: address; default loopback (MEMORY_GRAPH_SERVER_HOST).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8766, show_default=True, help="streamable-http: port.")
+@namespace_option
+@click.pass_obj
+@handle_errors
+def mcp_command(app: AppContext, transport: str, host: str | None, port: int, namespace: str | None) -> None:
+    """Serve memory tools to agents over MCP: add_memory, search_memories, get_context, get_entity.
+
+    In-process by default (the models load once, at start-up), or over a running server with --url.
+    stdio is for an agent that starts the command itself (Claude Desktop, IDEs); stdout then
+    carries only MCP messages.
+
+    Example:
+        memory-graph --data-dir ~/.memory_graph mcp --namespace me
+    """
+    import contextlib
+
+    try:
+        from memory_graph.integrations.mcp import create_mcp_server
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from exc
+    with app.memory() as memory:
+        if hasattr(memory, "warm_up"):
+            with contextlib.redirect_stdout(sys.stderr):  # stdout belongs to the MCP messages
+                memory.warm_up()
+        server = create_mcp_server(memory, namespace=namespace)
+        if transport == "stdio":
+            server.run("stdio")
+        else:
+            server.run("streamable-http", host=host or app.settings().server_host, port=port)
 
 
 def main() -> None:

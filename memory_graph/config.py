@@ -53,8 +53,21 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, description="Texts per batch on the batch path.")
     namespace: str = Field(default=DEFAULT_NAMESPACE, description="Namespace used when none is given.")
     resolve_aliases: bool = Field(default=True, description='Merge "Bob" into "Bob Smith" when unambiguous.')
+    # The HTTP server (memory-graph serve) and its clients.
+    server_host: str = Field(default="127.0.0.1", description="Address `memory-graph serve` listens on (loopback).")
+    server_port: int = Field(default=8765, ge=0, le=65535, description="Port `memory-graph serve` listens on.")
+    api_keys: dict[str, list[str]] = Field(
+        default_factory=dict,
+        repr=False,
+        description='Server API keys: key -> namespaces it may touch (JSON: {"key": ["user-42"]}); "*" makes an admin key.',
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="Server key file (hashes only); default data_dir/api_keys.json."
+    )
+    url: str | None = Field(default=None, description="A running server (http://127.0.0.1:8765): the CLI talks to it.")
+    api_key: str | None = Field(default=None, repr=False, description="The key a client sends to the server.")
 
-    @field_validator("data_dir", "chroma_path", mode="before")
+    @field_validator("data_dir", "chroma_path", "api_key_file", mode="before")
     @classmethod
     def _expand(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str) and value else value
@@ -70,6 +83,11 @@ class Settings(BaseSettings):
     def chroma_dir(self) -> Path:
         """The Chroma persistent directory (ignored when ``chroma_host`` is set)."""
         return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def key_file(self) -> Path:
+        """The server's key file: ``api_key_file`` or ``api_keys.json`` inside ``data_dir``."""
+        return self.api_key_file or self.data_dir / "api_keys.json"
 
     @property
     def is_embedded(self) -> bool:

@@ -10,9 +10,11 @@
     │   ├── GraphStoreError               the relational store failed (wraps sqlalchemy errors)
     │   │   └── SchemaOutOfDateError      the database is not at the migration head
     │   └── VectorStoreError              Chroma failed (wraps chromadb errors)
-    └── NotFoundError (LookupError)       no such entity / document
-        ├── EntityNotFoundError
-        └── DocumentNotFoundError
+    ├── NotFoundError (LookupError)       no such entity / document
+    │   ├── EntityNotFoundError
+    │   └── DocumentNotFoundError
+    └── RemoteError                       a memory-graph server could not be reached or failed
+        └── AccessDeniedError (PermissionError)  the server refused the API key (401/403)
 """
 
 from __future__ import annotations
@@ -73,3 +75,15 @@ class DocumentNotFoundError(NotFoundError):
 
     def __init__(self, key: object, namespace: str | None = None) -> None:
         super().__init__("document", key, namespace)
+
+
+class RemoteError(MemoryGraphError):
+    """A memory-graph server (:mod:`memory_graph.client`) could not be reached or failed."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class AccessDeniedError(RemoteError, PermissionError):
+    """The server refused the API key: none or unknown (401), or not for this namespace (403)."""

@@ -8,10 +8,17 @@ Locally an unreachable server skips the PostgreSQL tests loudly; in CI (``CI=tru
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -152,6 +159,104 @@ def manager(settings: Settings, extractor: Extractor, embedder) -> Iterator[Memo
     vectors = VectorStore(make_chroma_client(path=settings.chroma_dir), settings.collection, embedder=embedder)
     with MemoryManager(settings, vectors=vectors, extractor=extractor) as mm:
         yield mm
+
+
+# -- the HTTP server -------------------------------------------------------------------------
+
+#: The keys of the shared test server: an admin key, keys for namespaces A and B, and one for both.
+SERVER_KEYS = {
+    "test-admin-key": ["*"],
+    "test-key-a": ["ns-a"],
+    "test-key-b": ["ns-b"],
+    "test-key-ab": ["ns-a", "ns-b"],
+}
+
+
+@dataclass
+class RunningServer:
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    data_dir: Path, env: dict[str, str] | None = None, *, command: str = "serve", extra_args: list[str] | None = None
+) -> RunningServer:
+    """``memory-graph serve`` (or ``command``) in a subprocess on a free loopback port, once it
+    answers /healthz (``serve``) or accepts connections."""
+    import httpx
+
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORY_GRAPH_")}
+    full_env |= {"PYTHONPATH": str(ROOT), "MEMORY_GRAPH_DATA_DIR": str(data_dir), **(env or {})}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir.parent / f"{data_dir.name}-server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "memory_graph.cli", command, *(extra_args or []), "--port", str(port)],
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(f"http://127.0.0.1:{port}", log, process)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited {process.returncode}:\n{log.read_text()}")
+        try:
+            if command != "serve":
+                with socket.create_connection(("127.0.0.1", port), timeout=2):
+                    return server
+            elif httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
+                return server
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"server did not start:\n{log.read_text()}")
+
+
+def stop_server(server: RunningServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(30)
+
+
+@pytest.fixture(scope="session")
+def server_process() -> Iterator[Callable[..., RunningServer]]:
+    """Start more servers (``start_server``'s arguments); each is stopped at the end."""
+    started: list[RunningServer] = []
+
+    def start(data_dir: Path, env: dict[str, str] | None = None, **kwargs: Any) -> RunningServer:
+        started.append(start_server(data_dir, env, **kwargs))
+        return started[-1]
+
+    yield start
+    for running in started:
+        stop_server(running)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One real server for the session (SQLite + embedded Chroma, the shipped models), keys
+    :data:`SERVER_KEYS`. Tests use namespaces of their own."""
+    running = start_server(
+        tmp_path_factory.mktemp("server") / "data", {"MEMORY_GRAPH_API_KEYS": json.dumps(SERVER_KEYS)}
+    )
+    yield running
+    stop_server(running)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

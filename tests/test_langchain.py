@@ -56,3 +56,54 @@ def test_langchain_retriever_in_a_runnable_chain(retriever: MemoryGraphRetriever
     assert docs[0].metadata["external_id"] == "r1"
     batch = asyncio.run(chain.abatch(["Where does Quincy work?", "Who bakes bread?"]))
     assert len(batch) == 2 and "Equinor" in batch[0]
+
+
+# -- LangChain's own standard suite, in-process and over the HTTP client ------------------------
+
+from langchain_tests.integration_tests import RetrieversIntegrationTests  # noqa: E402
+
+STANDARD_MEMORIES = [
+    {"text": "Hana lives in Oslo and teaches piano.", "external_id": "s1"},
+    {"text": "Ivar moved to Oslo last spring.", "external_id": "s2"},
+    {"text": "The Oslo opera house is by the fjord.", "external_id": "s3"},
+    {"text": "Jonas visits Oslo every winter.", "external_id": "s4"},
+]
+
+
+@pytest.mark.anyio
+class TestMemoryGraphRetrieverStandard(RetrieversIntegrationTests):
+    """``RetrieversIntegrationTests`` against a MemoryManager on real stores."""
+
+    @pytest.fixture(autouse=True)
+    def memory(self, manager: MemoryManager) -> None:
+        manager.add_many(STANDARD_MEMORIES, namespace="lc-standard")
+        self.searchable = manager
+
+    @property
+    def retriever_constructor(self) -> type[MemoryGraphRetriever]:
+        return MemoryGraphRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict:
+        return {"manager": self.searchable, "namespace": "lc-standard", "k": 2}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "Who lives in Oslo?"
+
+
+@pytest.mark.anyio
+class TestMemoryGraphRetrieverRemoteStandard(TestMemoryGraphRetrieverStandard):
+    """The same suite with the retriever over :class:`MemoryGraphClient` and the real server."""
+
+    @pytest.fixture(autouse=True)
+    def memory(self, server) -> None:  # type: ignore[override]
+        from memory_graph.client import MemoryGraphClient
+
+        self.searchable = MemoryGraphClient(server.url, api_key="test-admin-key")
+        self.searchable.add_many(STANDARD_MEMORIES, namespace="lc-standard")
+
+
+def test_langchain_retriever_invoke_k_overrides(retriever: MemoryGraphRetriever) -> None:
+    assert len(retriever.invoke("Where does Quincy work?", k=1)) == 1
+    assert len(retriever.invoke("Where does Quincy work?")) == 2

@@ -1,4 +1,5 @@
-"""LangChain retriever over a MemoryManager (``pip install 'memory-graph[langchain]'``).
+"""LangChain retriever over a MemoryManager or a remote one (:class:`memory_graph.client.MemoryGraphClient`)
+(``pip install 'memory-graph[langchain]'``).
 
 Each hit becomes a ``Document`` whose ``page_content`` is the chunk text and whose metadata holds
 the graph context: entities, relations with evidence, the signals that found it, and the ids.
@@ -7,7 +8,7 @@ the graph context: entities, relations with evidence, the signals that found it,
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 try:
     from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
@@ -17,8 +18,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("MemoryGraphRetriever needs LangChain: pip install 'memory-graph[langchain]'") from exc
 from pydantic import ConfigDict
 
-from memory_graph.manager import MemoryManager
 from memory_graph.records import MemoryHit
+
+
+@runtime_checkable
+class Searchable(Protocol):
+    """What the retriever needs: :meth:`MemoryManager.search`'s signature (a MemoryManager or a
+    MemoryGraphClient)."""
+
+    def search(self, query: str, *, namespace: str | None = None, k: int = 5) -> list[MemoryHit]: ...
 
 
 def hit_to_document(hit: MemoryHit) -> Document:
@@ -49,16 +57,22 @@ class MemoryGraphRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    manager: MemoryManager
+    manager: Searchable
     namespace: str | None = None
     k: int = 5
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [hit_to_document(h) for h in self.manager.search(query, namespace=self.namespace, k=self.k)]
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None
+    ) -> list[Document]:
+        """``k`` (``retriever.invoke(query, k=1)``) overrides the retriever's own for this call."""
+        hits = self.manager.search(query, namespace=self.namespace, k=self.k if k is None else k)
+        return [hit_to_document(h) for h in hits]
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: int | None = None
     ) -> list[Document]:
-        # The stores are synchronous; keep the event loop free while they work.
-        hits = await asyncio.to_thread(self.manager.search, query, namespace=self.namespace, k=self.k)
+        # The stores (and the sync client) block; keep the event loop free while they work.
+        hits = await asyncio.to_thread(
+            self.manager.search, query, namespace=self.namespace, k=self.k if k is None else k
+        )
         return [hit_to_document(h) for h in hits]
