@@ -20,12 +20,12 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memory_graph.errors import ExtractionError
-from memory_graph.facts import ASSERTED, STATES, State
+from memory_graph.facts import ASSERTED, PLANNED, STATES, State
 from memory_graph.markup import blocks
 from memory_graph.openie import Clause, Phrase, case_of, case_words, clause_head, clauses, modality_of
 from memory_graph.records import ExtractedEntity, ExtractedRelation, Extraction
@@ -254,7 +254,10 @@ class Extractor:
     ) -> Extraction:
         """Turn an analysed ``Doc`` into an :class:`Extraction`. ``antecedents`` are the entities
         named just before the text (the previous turn of a conversation): a pronoun at its start
-        may stand for one ("Did you see Anjali?" - "Yes, she took me punting")."""
+        may stand for one ("Did you see Anjali?" - "Yes, she took me punting"). A naive
+        ``observed_at`` is taken as UTC, as the manager stores it."""
+        if observed_at is not None and observed_at.tzinfo is None:
+            observed_at = observed_at.replace(tzinfo=UTC)
         return DocExtraction(
             doc, speaker, observed_at, self.max_cooccurring, self._verbs, antecedents, self.states
         ).run()
@@ -472,7 +475,10 @@ class DocExtraction:
                 label == "PERSON" and len(span) > 1 and span[-1].lower_.rstrip(".") in LEGAL_FORMS
             ):
                 label = "ORG"
-            if label == "DATE" and (value := normalize_date(span.text, self.observed_at)) is not None:
+            if (
+                label == "DATE"
+                and (value := normalize_date(span.text, self.observed_at, future=_ahead(span))) is not None
+            ):
                 # "last May" said in June 2025 and "May 2025" are one entity: 2025-05.
                 attributes = {"date": value.key, "granularity": value.granularity}
                 self._add_entity(span, label, key=value.key, name=value.key, attributes=attributes)
@@ -897,3 +903,23 @@ class DocExtraction:
             for target in named[i + 1 :]:
                 if frozenset((source, target)) not in linked:
                     self._add_relation([source], COOCCURRENCE, [target], "cooccur", sent)
+
+
+def _ahead(span: Span) -> bool:
+    """Whether the clause a date belongs to speaks of what is still to come ("we move to Lisbon in
+    September", "I'm flying out on Friday", "I will start in March"), so that a bare month or
+    weekday is the next one, as the statement of the same clause reads it (``statements._dates``)."""
+    verb = span.root.head
+    while verb.pos_ not in ("VERB", "AUX") and verb.head.i != verb.i:
+        verb = verb.head
+    if verb.pos_ not in ("VERB", "AUX"):
+        return False
+    modality, role, progressive = modality_of(verb, question=False)
+    if modality == PLANNED or progressive:
+        return True
+    return (
+        modality == ASSERTED
+        and role is None
+        and verb.tag_ in ("VB", "VBP", "VBZ")
+        and verb.lemma_.lower() not in STATIVE
+    )

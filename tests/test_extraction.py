@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from memory_graph import ExtractionError, Extractor
@@ -21,6 +23,23 @@ def test_extraction_named_and_rule_entities(extractor: Extractor) -> None:
     assert ("refund", "CONCEPT") in found
     for e in x.entities:  # offsets point into the text
         assert "Write to tina@example.org before 5pm on March 3, 2025 about the $300 refund."[e.start : e.end] == e.text
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("Big news: I accepted an offer to move to Lisbon in September.", "2025-09"),  # a plan: ahead
+        ("Anna will join Globex in January.", "2026-01"),
+        ("We are flying to Oslo on Friday.", "2025-06-06"),
+        ("I started at Acme in September.", "2024-09"),  # past tense: the last one
+        ("On Friday we had dinner at Nord.", "2025-05-30"),
+    ],
+)
+def test_extraction_bare_date_follows_the_tense(extractor: Extractor, text: str, key: str) -> None:
+    """A bare month or weekday is the next one in a clause about what is to come, the last one in
+    the past (said on Wednesday 4 June 2025); a naive ``observed_at`` is read as UTC."""
+    x = extractor.extract(text, speaker="Maya", observed_at=datetime(2025, 6, 4))
+    assert [e.key for e in x.entities if e.label == "DATE"] == [key]
 
 
 def test_extraction_subject_verb_object_and_preposition(extractor: Extractor) -> None:
