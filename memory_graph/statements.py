@@ -274,6 +274,11 @@ def _phrases(doc: Sentence, verb: Token) -> Iterator[tuple[str, Token, str]]:
             if not case:
                 continue
             yield f"{head} {case}", child, case
+            for obj in verb.children:
+                noun = obj.lemma_.lower() if obj.dep_ in ("obj", "dobj") else ""
+                kind = "job" if noun in _JOB_NOUNS else "course" if noun in _COURSE_NOUNS else None
+                if kind:
+                    yield f"{head} {kind} {case}", child, case  # "got a job at Spotify", "at" on the verb
             for mod in child.children:
                 # "works as a nurse at Karolinska", "moving from Copenhagen to Zurich": the
                 # parse hangs the value on the argument before it.
