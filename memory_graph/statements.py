@@ -487,7 +487,8 @@ def _possessive_statements(
             values += [e for c in noun.children if c.dep_ == "nsubj" for e in doc.entity_of(c)]  # "Hana is my wife"
         if noun.dep_ in ("compound", "nmod:desc") and noun.head.i in doc.token_entity:
             values.append(doc.token_entity[noun.head.i])  # "my wife Hana" (UD: Hana is the head)
-        if not values and noun.i + 1 < len(noun.doc) and noun.doc[noun.i + 1].pos_ == "PROPN":
+        fits = any(doc.entities[v].label in state.values for v in values)  # "My husband Tom is a teacher"
+        if not fits and noun.i + 1 < len(noun.doc) and noun.doc[noun.i + 1].pos_ == "PROPN":
             following = doc.token_entity.get(noun.i + 1)  # the surface order holds where the parse does not
             values += [following] if following is not None else []
         if noun.lemma_.lower() in ("day", "week") and any(c.lower_ == "first" for c in noun.children):

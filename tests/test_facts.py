@@ -146,6 +146,7 @@ def statements(extractor: Extractor, text: str, speaker: str | None = "Omar") ->
          [("Omar", "works_at", "Siemens", HOLD, ASSERTED, datetime(2024, 3, 1, tzinfo=UTC), None)]),
         ("I got married to Sara last summer.",
          [("Omar", "married_to", "Sara", START, ASSERTED, datetime(2024, 6, 1, tzinfo=UTC), None)]),
+        ("My husband Tom is a teacher.", [("Omar", "married_to", "Tom", HOLD, ASSERTED, None, None)]),
         ("I got a job at Spotify.", [("Omar", "works_at", "Spotify", START, ASSERTED, None, None)]),
         ("My sister moved to Rome.", [("sister", "lives_in", "Rome", START, ASSERTED, None, None)]),
         ("We were going to move to Berlin, but it fell through.",
