@@ -112,11 +112,13 @@ register_state(
         "works at",
         verbs(
             hold="work at, work for, be employed by, be employed at, employ by, intern at, be at, lead at, lead team at, "
-            "head at",
+            "head at, teach at, lecture at",
             start="join, start at, start with, start job at, start work at, start position at, begin at, get job at, "
             "take job at, accept job at, accept job from, accept job with, get job with, land job at, find job at, "
-            "start job with, begin job at, hire by, be hired by, hire at, switch to",
-            end="quit, leave, resign from, retire from, lay off by, lose job at, fire from, fire by",
+            "start job with, begin job at, hire by, be hired by, hire at, switch to, join team at, "
+            "accept position with, accept position at, accept role at, accept role with",
+            end="quit, leave, resign from, retire from, lay off by, lay off from, be laid off from, lose job at, "
+            "fire from, fire by, give notice at, hand in notice at",
         ),
         _EMPLOYERS,
         re.compile(r"\b(work(s|ed|ing)?|job|jobs|employer|employed|hired)\b", re.I),
@@ -140,7 +142,11 @@ register_state(
     State(
         "partner_of",
         "partner of",
-        verbs(hold="date, be together with", start="start dating", end="break up with, split up with"),
+        verbs(
+            hold="date, be together with, be engaged to",
+            start="start dating, get engaged to",
+            end="break up with, split up with",
+        ),
         frozenset({"PERSON"}),
         re.compile(
             r"\b(dating|partner|boyfriend|girlfriend|going out with|broke up|break up|back together|together with)\b",

@@ -158,6 +158,7 @@ def modality_of(verb: Token, *, question: bool) -> tuple[str, str | None, bool]:
     chain = list(governors(verb))
     children = [c for clause in chain for c in clause.children]
     words = {c.lower_ for c in children}
+    words |= {g.lower_ for c in children if c.dep_ == "advmod" for g in c.children}  # "no" of "no longer"
     if any(c.dep_ == "mark" and c.lower_ in _CONDITIONAL for c in children):
         return "hypothetical", None, False
     if any(

@@ -50,6 +50,7 @@ _HOME_VERBS = {"buy": START, "rent": START, "move": START, "find": START, "get":
 _TAKING_ON = {"hire": "works_at", "employ": "works_at", "bring on": "works_at", "take on": "works_at",
               "recruit": "works_at", "admit": "studies_at", "accept": "studies_at"}  # fmt: skip
 _FIRST_DAY = frozenset({"first day", "day one", "first week", "first shift"})
+_LAST_DAY = frozenset({"last day", "final day", "last shift", "final shift"})
 _JOB_NOUNS = frozenset({"job", "position", "role", "work", "internship", "post", "offer", "contract"})
 _COURSE_NOUNS = frozenset(
     {"course", "degree", "mba", "master", "masters", "phd", "programme", "program", "bachelor", "diploma"}
@@ -64,7 +65,7 @@ _PARTING = {"break up": ("partner_of", END), "split up": ("partner_of", END), "s
             "get together": ("partner_of", START)}  # fmt: skip
 SUBJECT_DEPS = frozenset({"nsubj", "nsubj:pass", "nsubjpass"})
 _NO_SUBJECT_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "EMAIL", "URL", "PHONE", "CARDINAL"})
-_PARTICLES = frozenset({"back", "away", "out", "down", "up", "over"})
+_PARTICLES = frozenset({"back", "away", "out", "down", "up", "over", "off", "on"})
 _FROM_CASES = frozenset({"since", "from", "as of", "starting", "after", "beginning"})
 _UNTIL_CASES = frozenset({"until", "till", "to", "through", "before"})
 
@@ -275,10 +276,15 @@ def _phrases(doc: Sentence, verb: Token) -> Iterator[tuple[str, Token, str]]:
                 continue
             yield f"{head} {case}", child, case
             for obj in verb.children:
-                noun = obj.lemma_.lower() if obj.dep_ in ("obj", "dobj") else ""
+                if obj.dep_ not in ("obj", "dobj"):
+                    continue
+                noun = obj.lemma_.lower()
                 kind = "job" if noun in _JOB_NOUNS else "course" if noun in _COURSE_NOUNS else None
-                if kind:
-                    yield f"{head} {kind} {case}", child, case  # "got a job at Spotify", "at" on the verb
+                # "got a job at Spotify", "gave notice at Accenture": the parse hangs the
+                # object's preposition on the verb.
+                yield f"{head} {noun} {case}", child, case
+                if kind and kind != noun:
+                    yield f"{head} {kind} {case}", child, case
             for mod in child.children:
                 # "works as a nurse at Karolinska", "moving from Copenhagen to Zurich": the
                 # parse hangs the value on the argument before it.
@@ -377,18 +383,33 @@ def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Itera
 
 
 def _first_day(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
-    """ "Today was day one at Hollis & Vane", "my first week at Kestrel": a job started there."""
+    """ "Today was day one at Hollis & Vane", "my first week at Kestrel": a job started there;
+    "my last day at Accenture is Friday": it ends then (on the date the sentence gives, the next
+    one when the sentence is in the present tense)."""
     state = states.get("works_at")
     text = sent.text.lower()
-    if state is None or not any(marker in text for marker in _FIRST_DAY):
+    first = any(marker in text for marker in _FIRST_DAY)
+    if state is None or not (first or any(marker in text for marker in _LAST_DAY)):
         return
     speaker = next((found for t in sent if (found := doc.speaker_entity(t)) is not None), None)
     if speaker is None:
         return
+    at = None
+    if not first:
+        ahead = sent.root.tag_ in ("VBZ", "VBP") or any(c.tag_ in ("VBZ", "VBP") for c in sent.root.children)
+        for entity in doc.entities:
+            inside = sent.start_char <= entity.start < sent.end_char
+            if entity.label == DATE and inside and entity.text.lower() not in _LAST_DAY:
+                value = normalize_date(entity.text, doc.observed_at, future=ahead)
+                at = _as_time(value.start) if value is not None else None
+                break
     for token in sent:
         index = doc.token_entity.get(token.head.i) if token.lower_ == "at" and token.dep_ == "case" else None
         if index is not None and _value(doc.entities[index], state):
-            yield Found(speaker, state, index, START, ASSERTED, "first day at", None, None, False)
+            if first:
+                yield Found(speaker, state, index, START, ASSERTED, "first day at", None, None, False)
+            else:
+                yield Found(speaker, state, index, END, ASSERTED, "last day at", at, None, False)
 
 
 def _place_before(doc: Sentence, token: Token) -> Token | None:
