@@ -100,7 +100,7 @@ register_state(
         ),
         _PLACES,
         re.compile(
-            r"\b(live[sd]?|living|reside[sd]?|based in|mov(e[sd]?|ing)|relocat\w*|settled)\b",
+            r"\b(live[sd]?|living|reside[sd]?|based|mov(e[sd]?|ing)|relocat\w*|settled|call\w* home|home town|hometown)\b",
             re.I,
         ),
         primary=frozenset({"LOC", "FAC"}),
@@ -121,7 +121,7 @@ register_state(
             "fire from, fire by, give notice at, hand in notice at",
         ),
         _EMPLOYERS,
-        re.compile(r"\b(work(s|ed|ing)?|job|jobs|employer|employed|hired)\b", re.I),
+        re.compile(r"\b(work(s|ed|ing)?|job|jobs|employer|employed|hired|teach(es|ing)?|taught)\b", re.I),
         frozenset({"employer", "company", "job", "workplace", "firm"}),
         frozenset({"ORG"}),
     )
@@ -149,7 +149,7 @@ register_state(
         ),
         frozenset({"PERSON"}),
         re.compile(
-            r"\b(dating|partner|boyfriend|girlfriend|going out with|broke up|break up|back together|together with)\b",
+            r"\b(dating|partner|boyfriend|girlfriend|going out with|broke up|break up|back together|together with|engaged|fianc\w*)\b",
             re.I,
         ),
         frozenset({"partner", "boyfriend", "girlfriend", "fiance", "fiancé", "fiancee", "fiancée"}),
@@ -166,7 +166,7 @@ register_state(
             end="graduate from, drop out of, finish course at, complete course at, wrap up course at, finish at",
         ),
         _EMPLOYERS,
-        re.compile(r"\b(stud(y|ies|ied|ying)|student|enrol\w*|graduat\w*)\b", re.I),
+        re.compile(r"\b(stud(y|ies|ied|ying)|student|enrol\w*|graduat\w*|attend(s|ed|ing)?)\b", re.I),
         frozenset({"school", "university", "college"}),
     )
 )

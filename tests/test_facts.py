@@ -106,6 +106,10 @@ def test_facts_a_correction_takes_the_place_of_the_statement_before_it() -> None
         ("Where did Sofia use to live?", "lives_in", "past"),
         ("When did Omar move to Copenhagen?", "lives_in", "change"),
         ("Who is Jonas married to?", "married_to", "present"),
+        ("Where is Maya based these days?", "lives_in", "present"),
+        ("Which city does Maya call home?", "lives_in", "present"),
+        ("Where does Maya teach?", "works_at", "present"),
+        ("Who is Maya engaged to?", "partner_of", "present"),
         ("What is the capital of France?", None, None),
     ],
 )
