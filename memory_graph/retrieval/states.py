@@ -88,7 +88,9 @@ def _answer(line: Timeline, question: StateQuestion, values: set[int], when: dat
     if question.when == "change":
         if question.ends:
             return [anchor.ended_by] if anchor.ended_by is not None else []
-        return anchor.statements[:1]
+        # The statement that started it: a period known only from its end ("my last day at
+        # Fernwood was Friday") says nothing of when it began.
+        return [s for s in anchor.statements if s.role != END][:1]
     before = line.before(anchor) if (named or now is not None) else anchor
     if before is None:
         return []
