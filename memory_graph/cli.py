@@ -211,6 +211,64 @@ def render_hits(hits: list[Any]) -> str:
 
 
 @cli.command()
+@click.argument("memory_id", metavar="ID")
+@namespace_option
+@json_option
+@click.pass_obj
+@handle_errors
+def get(app: AppContext, memory_id: str, namespace: str | None, as_json: bool) -> None:
+    """Show a stored memory by its document id, or by the external id it was added with.
+
+    Example:
+        memory-graph get msg-1 --namespace demo
+    """
+    with app.memory() as mm:
+        record = mm.get(memory_id, namespace=namespace)
+    emit(record.to_dict(), as_json, lambda _: render_record(record))
+
+
+def render_record(record: Any) -> str:
+    lines = [f"{record.document_id} ({record.external_id or 'no external id'}) in {record.namespace}"]
+    lines.append(f"  chunks: {len(record.chunk_ids)}")
+    if record.entities:
+        lines.append("  entities: " + ", ".join(f"{e.name} ({e.label})" for e in record.entities[:12]))
+    lines += [f"  relation: {r.source.name} —{r.predicate}→ {r.target.name}" for r in record.relations[:6]]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("memory_id", metavar="ID")
+@namespace_option
+@click.pass_obj
+@handle_errors
+def delete(app: AppContext, memory_id: str, namespace: str | None) -> None:
+    """Remove a memory from both stores, by its document id or its external id.
+
+    Example:
+        memory-graph delete msg-1 --namespace demo
+    """
+    with app.memory() as mm:
+        mm.delete(memory_id, namespace=namespace)
+    click.echo(f"deleted {memory_id}", err=True)
+
+
+@cli.command()
+@click.option("--namespace", "-n", required=True, help="The namespace to remove, entirely (no default).")
+@json_option
+@click.pass_obj
+@handle_errors
+def forget(app: AppContext, namespace: str, as_json: bool) -> None:
+    """Remove every memory, graph row and vector of a namespace, and print what went.
+
+    Example:
+        memory-graph forget --namespace user-42
+    """
+    with app.memory() as mm:
+        result = mm.forget(namespace)
+    emit(result.to_dict(), as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+
+
+@cli.command()
 @click.argument("name")
 @namespace_option
 @as_of_option

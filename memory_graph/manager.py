@@ -28,6 +28,7 @@ from memory_graph.records import (
     ConsistencyReport,
     EntityRef,
     EntityView,
+    Forgotten,
     MemoryHit,
     MemoryRecord,
     Mention,
@@ -35,7 +36,7 @@ from memory_graph.records import (
     Stats,
 )
 from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, Searcher, states
-from memory_graph.store import GraphStore
+from memory_graph.store import DocumentRow, GraphStore
 from memory_graph.vector_store import VectorIndex, VectorStore
 from memory_graph.vocabulary import COOCCURRENCE, normalize_key
 
@@ -275,17 +276,61 @@ class MemoryManager:
             consistency.reindex(self.graph, self.vectors, rows)
         return {r.document_id for r in rows}
 
-    def delete(self, document_id: str) -> None:
+    def delete(self, memory_id: str, *, namespace: str | None = None) -> None:
         """Remove a memory from both stores (its chunks, vectors and graph contributions).
 
+        ``memory_id`` is found as :meth:`get` finds it: the memory's ``document_id``, else its
+        ``external_id`` in ``namespace`` (the default namespace when omitted), so
+        ``mm.add(text, external_id="m2"); mm.delete("m2")`` works.
+
         Raises:
-            DocumentNotFoundError: no live memory has this id.
+            DocumentNotFoundError: no live memory has this id; nothing changes.
         """
         with self._write_lock:
-            deleted = self.graph.delete_document(document_id)
+            deleted = self.graph.delete_document(self._resolve(memory_id, namespace).id)
             if deleted is None:
-                raise DocumentNotFoundError(document_id)
+                raise DocumentNotFoundError(memory_id, self._namespace(namespace))
             self.vectors.delete(deleted.chunk_ids)
+
+    def forget(self, namespace: str) -> Forgotten:
+        """Remove every row and every vector of ``namespace`` (a user who leaves): its memories
+        with their tombstones, chunks, keyword index, entities, aliases, mentions, relations,
+        evidence, merges and re-ingest jobs, then the namespace's records in the vector index.
+
+        Returns what was removed; a namespace that holds nothing gives all counts zero and
+        changes nothing. It is idempotent: after a failure between the two stores, calling it
+        again removes what is left.
+
+        Raises:
+            InputError: ``namespace`` is not a non-empty string.
+        """
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise InputError(f"namespace {namespace!r} must be a non-empty string")
+        with self._write_lock:
+            counts, chunk_ids = self.graph.forget_namespace(namespace)
+            vectors = self.vectors.delete_namespace(namespace)
+            # Records of these chunks written without the namespace in their metadata, if any.
+            stray = self.vectors.existing_ids(chunk_ids) if chunk_ids else set()
+            self.vectors.delete(sorted(stray))
+        return Forgotten(namespace=namespace, vectors=vectors + len(stray), **counts)
+
+    def _resolve(self, memory_id: Any, namespace: str | None) -> DocumentRow:
+        """The live document :meth:`get` and :meth:`delete` mean by ``memory_id``: a memory's
+        own id (of ``namespace`` when one is given), else the live memory whose external id it is
+        in ``namespace`` (the default one when omitted)."""
+        ns = self._namespace(namespace)
+        if not isinstance(memory_id, str) or not memory_id:
+            raise DocumentNotFoundError(memory_id, ns)
+        row = self.graph.document(memory_id)
+        if row is not None and not row.deleted and (namespace is None or row.namespace == namespace):
+            return row
+        # The external id is the document's key; a key is also "sha256:<hash>" for a memory
+        # added without one, which is no external id of the caller's.
+        found = self.graph.document_ids_by_key(ns, [memory_id]).get(memory_id)
+        row = self.graph.document(found) if found is not None else None
+        if row is None or row.deleted or row.external_id != memory_id:
+            raise DocumentNotFoundError(memory_id, ns)
+        return row
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -412,15 +457,18 @@ class MemoryManager:
         with self._write_lock:
             self.graph.undo_merge(merge_id)
 
-    def get(self, document_id: str) -> MemoryRecord:
+    def get(self, memory_id: str, *, namespace: str | None = None) -> MemoryRecord:
         """The stored record of a memory.
+
+        ``memory_id`` is the memory's ``document_id`` (``MemoryRecord.document_id``), else the
+        ``external_id`` it was added with, looked up in ``namespace`` (the default namespace
+        when omitted). A document id is matched first; given a ``namespace``, only a memory of
+        that namespace matches.
 
         Raises:
             DocumentNotFoundError: no live memory has this id.
         """
-        row = self.graph.document(document_id)
-        if row is None or row.deleted:
-            raise DocumentNotFoundError(document_id)
+        row = self._resolve(memory_id, namespace)
         entities, relations = self.graph.chunk_context(row.chunk_ids)
         return MemoryRecord(
             document_id=row.id,

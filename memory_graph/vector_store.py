@@ -122,6 +122,8 @@ class VectorIndex(Protocol):
 
     def delete(self, ids: Sequence[str]) -> None: ...
 
+    def delete_namespace(self, namespace: str) -> int: ...
+
     def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
 
     def iter_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]: ...
@@ -240,6 +242,17 @@ class VectorStore:
         with chroma_errors("deleting vectors"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 self.collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
+
+    def delete_namespace(self, namespace: str) -> int:
+        """Delete every record of ``namespace``; how many there were."""
+        removed = 0
+        while True:
+            with chroma_errors("listing a namespace's vectors"):
+                ids = self.collection.get(where={"namespace": namespace}, include=[], limit=_UPSERT_BATCH)["ids"]
+            if not ids:
+                return removed
+            self.delete(ids)
+            removed += len(ids)
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()

@@ -63,6 +63,9 @@ class RelayVectorStore:
         if ids:
             self._call("delete", list(ids))
 
+    def delete_namespace(self, namespace: str) -> int:
+        raise self._cannot("delete a namespace")
+
     def query(
         self,
         embedding: np.ndarray,

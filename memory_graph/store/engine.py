@@ -136,6 +136,18 @@ class Dialect:
                 {"ids": list(chunk_ids)},
             )
 
+    def unindex_namespace(self, conn: Connection, namespace: str) -> int:
+        """Remove a namespace's chunks from the keyword index; how many rows went (PostgreSQL's
+        index is a column of the chunks, so nothing is left to remove there)."""
+        if not self.is_sqlite:
+            return 0
+        removed = conn.execute(text("DELETE FROM chunks_fts WHERE namespace = :ns"), {"ns": namespace}).rowcount
+        # FTS5 deletes by adding delete markers; the terms stay in its pages until a merge. A
+        # forgotten namespace must leave none behind, so the index is merged now (a rewrite of
+        # the index, which is why only a forget does it).
+        conn.execute(text("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize')"))
+        return removed or 0
+
     def reindex_text(self, conn: Connection) -> None:
         """Make the keyword index hold exactly the stored chunks."""
         if self.is_sqlite:
