@@ -169,6 +169,13 @@ def ingest(app: AppContext, paths: tuple[Path, ...], namespace: str | None, as_j
 @click.option("--since", default=None, help="Only memories observed at or after this ISO date.")
 @click.option("--until", default=None, help="Only memories observed before this ISO date.")
 @as_of_option
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only memories whose metadata KEY is VALUE (repeatable: each key must match, one of a key's values).",
+)
 @json_option
 @click.pass_obj
 @handle_errors
@@ -180,16 +187,36 @@ def query(
     since: str | None,
     until: str | None,
     as_of: str | None,
+    where: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Search memories; print each hit with its entities and relations.
 
     Example:
-        memory-graph query "Where does Alice work?" --namespace demo -k 3
+        memory-graph query "Where does Alice work?" --namespace demo -k 3 --where kind=episodic
     """
+    metadata = parse_where_options(where)
     with app.memory() as mm:
-        hits = mm.search(question, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+        hits = mm.search(question, namespace=namespace, k=k, since=since, until=until, as_of=as_of, where=metadata)
     emit([h.to_dict() for h in hits], as_json, lambda _: render_hits(hits))
+
+
+def parse_where_options(options: tuple[str, ...]) -> dict[str, Any] | None:
+    """``--where KEY=VALUE`` options as a ``where=`` filter: a VALUE that reads as a JSON number,
+    ``true`` or ``false`` is one, any other is a string; a key given twice matches either value."""
+    values: dict[str, list[Any]] = {}
+    for option in options:
+        key, sep, raw = option.partition("=")
+        if not sep or not key:
+            raise InputError(f"--where takes KEY=VALUE, not {option!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        values.setdefault(key, []).append(value if isinstance(value, (bool, int, float)) else raw)
+    if not values:
+        return None
+    return {key: vs[0] if len(vs) == 1 else {"$in": vs} for key, vs in values.items()}
 
 
 def render_hits(hits: list[Any]) -> str:

@@ -23,6 +23,7 @@ from memory_graph.config import Settings
 from memory_graph.context import TokenCounter, approx_tokens, render_context
 from memory_graph.errors import ConfigError, DocumentNotFoundError, EntityNotFoundError, InputError
 from memory_graph.extraction import Extractor
+from memory_graph.filters import MetadataFilter, parse_where
 from memory_graph.ingest import ROW_KEYS, MemoryInput, make_input, parse_time, store_memories
 from memory_graph.records import (
     ConsistencyReport,
@@ -343,31 +344,39 @@ class MemoryManager:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         as_of: datetime | date | str | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[MemoryHit]:
         """The ``k`` most relevant chunks of ``namespace`` for ``query``, with their graph context.
 
-        ``since``/``until`` keep memories observed in ``[since, until)``. A question about a
+        ``since``/``until`` keep memories observed in ``[since, until)``; ``where`` keeps those
+        whose metadata matches it: ``{"kind": "episodic"}``, ``{"kind": {"$in": [...]}}``, several
+        keys (all must match) or ``{"$and": [...]}`` (:mod:`memory_graph.filters`). A filter that no
+        memory matches, a key none has included, gives no hits. A question about a
         value that changes (where someone lives, works...: :data:`memory_graph.facts.STATES`)
         puts first the memories that state the value it asks for: the current one, or the one
         before ("used to"), or the one at a date it names; ``as_of`` answers as of that date. The
         states of each hit's relations carry their status (current, former, planned) then.
 
         Raises:
-            InputError: the query is empty or ``k`` is not positive.
+            InputError: the query is empty, ``k`` is not positive, or ``where`` is malformed (an
+                unknown operator, a value that is not a string, number or boolean).
         """
-        ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
+        ns, since_at, until_at, metadata = self._search_scope(query, namespace, k, since, until, where)
         as_of_at = parse_time(as_of, what="as_of")
-        return self.searcher.search(query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at)
+        return self.searcher.search(
+            query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at, where=metadata
+        )
 
     def _search_scope(
-        self, query: Any, namespace: str | None, k: Any, since: Any, until: Any
-    ) -> tuple[str, datetime | None, datetime | None]:
-        """The checked namespace and time window of :meth:`search` and :meth:`explain`."""
+        self, query: Any, namespace: str | None, k: Any, since: Any, until: Any, where: Any
+    ) -> tuple[str, datetime | None, datetime | None, MetadataFilter | None]:
+        """The checked namespace, time window and filter of :meth:`search` and :meth:`explain`."""
         if not isinstance(query, str) or not query.strip():
             raise InputError("query is empty")
         if not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive integer, not {k!r}")
-        return self._namespace(namespace), parse_time(since, what="since"), parse_time(until, what="until")
+        since_at, until_at = parse_time(since, what="since"), parse_time(until, what="until")
+        return self._namespace(namespace), since_at, until_at, parse_where(where)
 
     def explain(
         self,
@@ -378,12 +387,15 @@ class MemoryManager:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         as_of: datetime | date | str | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[HitExplanation]:
         """:meth:`search`'s hits with why each was found: per-signal ranks, the entities linked
         from the query, and the relations around them whose evidence the hit holds."""
-        ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
+        ns, since_at, until_at, metadata = self._search_scope(query, namespace, k, since, until, where)
         as_of_at = parse_time(as_of, what="as_of")
-        return self.searcher.explain(query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at)
+        return self.searcher.explain(
+            query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at, where=metadata
+        )
 
     def context(
         self,
@@ -395,11 +407,13 @@ class MemoryManager:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         as_of: datetime | date | str | None = None,
+        where: Mapping[str, Any] | None = None,
         count_tokens: TokenCounter = approx_tokens,
     ) -> str:
         """Prompt-ready text: the hits for ``query`` and their relations, within ``max_tokens``.
-        A replaced value is marked as replaced, so that a reader does not take it for current."""
-        hits = self.search(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+        A replaced value is marked as replaced, so that a reader does not take it for current.
+        ``where`` filters on metadata as in :meth:`search`."""
+        hits = self.search(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of, where=where)
         return render_context(hits, max_tokens=max_tokens, count_tokens=count_tokens)
 
     def entity(

@@ -221,3 +221,17 @@ def test_cli_get_delete_by_external_id_and_forget(corpus: Path, tmp_path: Path) 
     left = json.loads(run("stats", "--json", data_dir=tmp_path, check=True).stdout)
     assert (left["documents"], left["chunks"], left["vectors"]) == (1, 1, 1)  # cli-a's c2
     assert json.loads(run("verify", "--json", data_dir=tmp_path, check=True).stdout)["ok"]
+
+
+def test_cli_query_where(ingested: Path) -> None:
+    def ids(*where: str) -> list[str]:
+        args = [a for w in where for a in ("--where", w)]
+        result = run("query", "Rupert job", "--namespace", "demo", "--json", *args, data_dir=ingested, check=True)
+        return sorted(h["external_id"] for h in json.loads(result.stdout) if h["external_id"] in ("c1", "c2"))
+
+    assert ids() == ["c1", "c2"]
+    assert ids("speaker=Rupert") == ["c1"]
+    assert ids("speaker=Rupert", "speaker=Sybil") == ["c1"]
+    assert ids("speaker=Nobody") == [] and ids("colour=red") == []
+    assert_one_line_error(run("query", "job", "--where", "speaker", data_dir=ingested), 2, "--where takes KEY=VALUE")
+    assert_one_line_error(run("query", "job", "--where", "bad key=1", data_dir=ingested), 2, "is invalid")

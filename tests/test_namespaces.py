@@ -4,6 +4,7 @@ changes nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -121,4 +122,79 @@ def test_unknown_ids_are_not_found_and_change_nothing(manager: MemoryManager) ->
             manager.get(memory_id, namespace=namespace)
     key = manager.graph.document(plain.document_id)
     assert key is not None and key.external_id is None
+    assert snapshot(manager) == before
+
+
+# -- metadata filters ------------------------------------------------------------------------
+
+NOTES = [
+    {"text": "Rosalind works at Helix Labs in Cambridge.", "external_id": "e1",
+     "metadata": {"kind": "episodic", "n": 3, "pinned": True}},
+    {"text": "Rosalind moved to Helix Labs after her PhD in Cambridge.", "external_id": "e2",
+     "metadata": {"kind": "semantic", "n": 3.0, "pinned": 1}},
+    {"text": "Rosalind's lab at Helix Labs studies protein folding.", "external_id": "e3",
+     "metadata": {"kind": "procedural", "n": 4, "tags": ["x"]}},
+    {"text": "Helix Labs hired Rosalind as a crystallographer.", "external_id": "e4"},
+]  # fmt: skip
+QUESTION = "Where does Rosalind work?"
+
+
+def kinds(manager: MemoryManager, **where) -> list[str | None]:
+    hits = manager.search(QUESTION, namespace="f", k=10, **where)
+    return sorted(str(h.metadata.get("kind")) for h in hits)
+
+
+def test_where_filters_every_signal_on_both_stores(manager: MemoryManager) -> None:
+    from memory_graph.filters import chroma_where, parse_where
+
+    manager.add_many(NOTES, namespace="f")
+    manager.add("Rosalind works at Helix Labs.", namespace="other", metadata={"kind": "episodic"})
+    assert kinds(manager) == ["None", "episodic", "procedural", "semantic"]
+    assert kinds(manager, where={"kind": "episodic"}) == ["episodic"]
+    assert kinds(manager, where={"kind": {"$eq": "semantic"}}) == ["semantic"]
+    assert kinds(manager, where={"kind": {"$in": ["episodic", "procedural"]}}) == ["episodic", "procedural"]
+    # Numbers equal whatever their spelling; a boolean is no number; lists never match.
+    assert kinds(manager, where={"n": 3}) == ["episodic", "semantic"]
+    assert kinds(manager, where={"n": {"$in": [4.0, "3"]}}) == ["procedural"]
+    assert kinds(manager, where={"pinned": True}) == ["episodic"]
+    assert kinds(manager, where={"tags": "x"}) == []
+    assert kinds(manager, where={"kind": {"$in": ["episodic", "semantic"]}, "n": 3.0, "pinned": True}) == ["episodic"]
+    assert kinds(manager, where={"$and": [{"kind": {"$in": ["semantic", "episodic"]}}, {"pinned": 1}]}) == ["semantic"]
+    # Pushed down: the keyword search in SQL and the vector search in Chroma filter themselves.
+    where = parse_where({"kind": "semantic"})
+    assert where is not None
+    semantic = {c for r in [manager.get("e2", namespace="f")] for c in r.chunk_ids}
+    found = manager.searcher.reads.keyword_search("Rosalind Helix", namespace="f", limit=10, where=where)
+    assert {cid for cid, _ in found} == semantic
+    embedding = manager.vectors.embed([QUESTION])[0]
+    nearest = manager.vectors.query(embedding, namespace="f", k=10, where=chroma_where(where))
+    assert {cid for cid, _ in nearest} == semantic
+    # explain and context take the same filter.
+    explained = manager.explain(QUESTION, namespace="f", k=10, where={"kind": "procedural"})
+    assert [e.hit.metadata["kind"] for e in explained] == ["procedural"]
+    assert "protein folding" in manager.context(QUESTION, namespace="f", where={"kind": "procedural"})
+    assert "PhD" not in manager.context(QUESTION, namespace="f", where={"kind": "procedural"})
+
+
+def test_where_on_a_key_no_memory_has_is_empty_and_bad_filters_are_input_errors(manager: MemoryManager) -> None:
+    manager.add_many(NOTES, namespace="f")
+    before = snapshot(manager)
+    assert manager.search(QUESTION, namespace="f", where={"colour": "red"}) == []
+    assert manager.explain(QUESTION, namespace="f", where={"kind": {"$in": ["nothing"]}}) == []
+    for bad, message in [
+        ({"kind": {"$gt": 1}}, "unknown operator '$gt' on 'kind'"),
+        ({"$or": [{"kind": "episodic"}]}, "unknown operator '$or'"),
+        ({"kind": {"$in": []}}, "'$in' on 'kind' takes a non-empty list"),
+        ({"kind": {"$in": [["x"]]}}, "'$in' on 'kind' takes a non-empty list"),
+        ({"kind": None}, "must be a string, number or boolean"),
+        ({"kind": float("nan")}, "must be a string, number or boolean"),
+        ({"bad key": 1}, "key 'bad key' is invalid"),
+        ({"$and": []}, "'$and' takes a non-empty list"),
+        (["kind"], "where must be a mapping"),
+    ]:
+        with pytest.raises(InputError, match=re.escape(message)) as info:
+            manager.search(QUESTION, namespace="f", where=bad)
+        assert "\n" not in str(info.value)
+        with pytest.raises(InputError):
+            manager.context(QUESTION, namespace="f", where=bad)
     assert snapshot(manager) == before

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import queue
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -74,6 +74,7 @@ class RelayVectorStore:
         k: int,
         since: datetime | None = None,
         until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, float]]:
         raise self._cannot("search")
 
