@@ -46,9 +46,14 @@ def filterable_key(key: object) -> bool:
 
 
 def is_scalar(value: object) -> bool:
-    """A value a filter compares: a string, a boolean or a finite number."""
-    if isinstance(value, (str, bool, int)):
+    """A value a filter compares: a string (without NUL, which PostgreSQL cannot hold), a
+    boolean, a 64-bit integer (what SQLite and Chroma hold) or a finite float."""
+    if isinstance(value, bool):
         return True
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
     return isinstance(value, float) and math.isfinite(value)
 
 
