@@ -151,6 +151,7 @@ def test_where_filters_every_signal_on_both_stores(manager: MemoryManager) -> No
     manager.add("Rosalind works at Helix Labs.", namespace="other", metadata={"kind": "episodic"})
     assert kinds(manager) == ["None", "episodic", "procedural", "semantic"]
     assert kinds(manager, where={"kind": "episodic"}) == ["episodic"]
+    assert kinds(manager, where={"kind": "episodic"}, since="2000-01-01", until="2999-01-01") == ["episodic"]
     assert kinds(manager, where={"kind": {"$eq": "semantic"}}) == ["semantic"]
     assert kinds(manager, where={"kind": {"$in": ["episodic", "procedural"]}}) == ["episodic", "procedural"]
     # Numbers equal whatever their spelling; a boolean is no number; lists never match.
