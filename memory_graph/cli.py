@@ -169,6 +169,13 @@ def ingest(app: AppContext, paths: tuple[Path, ...], namespace: str | None, as_j
 @click.option("--since", default=None, help="Only memories observed at or after this ISO date.")
 @click.option("--until", default=None, help="Only memories observed before this ISO date.")
 @as_of_option
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only memories whose metadata KEY is VALUE (repeatable: each key must match, one of a key's values).",
+)
 @json_option
 @click.pass_obj
 @handle_errors
@@ -180,16 +187,36 @@ def query(
     since: str | None,
     until: str | None,
     as_of: str | None,
+    where: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Search memories; print each hit with its entities and relations.
 
     Example:
-        memory-graph query "Where does Alice work?" --namespace demo -k 3
+        memory-graph query "Where does Alice work?" --namespace demo -k 3 --where kind=episodic
     """
+    metadata = parse_where_options(where)
     with app.memory() as mm:
-        hits = mm.search(question, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+        hits = mm.search(question, namespace=namespace, k=k, since=since, until=until, as_of=as_of, where=metadata)
     emit([h.to_dict() for h in hits], as_json, lambda _: render_hits(hits))
+
+
+def parse_where_options(options: tuple[str, ...]) -> dict[str, Any] | None:
+    """``--where KEY=VALUE`` options as a ``where=`` filter: a VALUE that reads as a JSON number,
+    ``true`` or ``false`` is one, any other is a string; a key given twice matches either value."""
+    values: dict[str, list[Any]] = {}
+    for option in options:
+        key, sep, raw = option.partition("=")
+        if not sep or not key:
+            raise InputError(f"--where takes KEY=VALUE, not {option!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        values.setdefault(key, []).append(value if isinstance(value, (bool, int, float)) else raw)
+    if not values:
+        return None
+    return {key: vs[0] if len(vs) == 1 else {"$in": vs} for key, vs in values.items()}
 
 
 def render_hits(hits: list[Any]) -> str:
@@ -208,6 +235,64 @@ def render_hits(hits: list[Any]) -> str:
                 f"   relation: {rel.source.name} —{rel.predicate}→ {rel.target.name}{status}{_as_written(rel)}"
             )
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("memory_id", metavar="ID")
+@namespace_option
+@json_option
+@click.pass_obj
+@handle_errors
+def get(app: AppContext, memory_id: str, namespace: str | None, as_json: bool) -> None:
+    """Show a stored memory by its document id, or by the external id it was added with.
+
+    Example:
+        memory-graph get msg-1 --namespace demo
+    """
+    with app.memory() as mm:
+        record = mm.get(memory_id, namespace=namespace)
+    emit(record.to_dict(), as_json, lambda _: render_record(record))
+
+
+def render_record(record: Any) -> str:
+    lines = [f"{record.document_id} ({record.external_id or 'no external id'}) in {record.namespace}"]
+    lines.append(f"  chunks: {len(record.chunk_ids)}")
+    if record.entities:
+        lines.append("  entities: " + ", ".join(f"{e.name} ({e.label})" for e in record.entities[:12]))
+    lines += [f"  relation: {r.source.name} —{r.predicate}→ {r.target.name}" for r in record.relations[:6]]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("memory_id", metavar="ID")
+@namespace_option
+@click.pass_obj
+@handle_errors
+def delete(app: AppContext, memory_id: str, namespace: str | None) -> None:
+    """Remove a memory from both stores, by its document id or its external id.
+
+    Example:
+        memory-graph delete msg-1 --namespace demo
+    """
+    with app.memory() as mm:
+        mm.delete(memory_id, namespace=namespace)
+    click.echo(f"deleted {memory_id}", err=True)
+
+
+@cli.command()
+@click.option("--namespace", "-n", required=True, help="The namespace to remove, entirely (no default).")
+@json_option
+@click.pass_obj
+@handle_errors
+def forget(app: AppContext, namespace: str, as_json: bool) -> None:
+    """Remove every memory, graph row and vector of a namespace, and print what went.
+
+    Example:
+        memory-graph forget --namespace user-42
+    """
+    with app.memory() as mm:
+        result = mm.forget(namespace)
+    emit(result.to_dict(), as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
 
 
 @cli.command()

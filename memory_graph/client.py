@@ -34,7 +34,7 @@ from memory_graph.errors import (
     RemoteError,
     StoreError,
 )
-from memory_graph.records import ConsistencyReport, EntityView, MemoryHit, MemoryRecord, Stats
+from memory_graph.records import ConsistencyReport, EntityView, Forgotten, MemoryHit, MemoryRecord, Stats
 from memory_graph.retrieval import HitExplanation
 
 T = TypeVar("T")
@@ -48,6 +48,7 @@ _EXPLANATIONS = TypeAdapter(list[HitExplanation])
 _ENTITY = TypeAdapter(EntityView)
 _STATS = TypeAdapter(Stats)
 _REPORT = TypeAdapter(ConsistencyReport)
+_FORGOTTEN = TypeAdapter(Forgotten)
 
 
 @dataclasses.dataclass
@@ -125,21 +126,25 @@ class _Calls:
         path = f"/v1/namespaces/{self.ns(namespace)}/memories/batch"
         return Call("POST", path, _RECORDS.validate_python, {"memories": memories})
 
-    def get(self, document_id: str) -> Call[MemoryRecord]:
-        return Call(
-            "GET",
-            f"/v1/memories/{_ns(document_id)}",
-            _RECORD.validate_python,
-            not_found=lambda: DocumentNotFoundError(document_id),
-        )
+    def memory(self, method: str, memory_id: str, namespace: str | None, parse: Callable[[Any], T]) -> Call[T]:
+        """``GET``/``DELETE`` of a memory as :meth:`MemoryManager.get` finds it: by document id in
+        any namespace the key may touch, else by external id in the default namespace; given a
+        ``namespace``, by either there only."""
+        ns = self.namespace if namespace is None else namespace
 
-    def delete(self, document_id: str) -> Call[None]:
-        return Call(
-            "DELETE",
-            f"/v1/memories/{_ns(document_id)}",
-            lambda _: None,
-            not_found=lambda: DocumentNotFoundError(document_id),
-        )
+        def not_found() -> NotFoundError:
+            return DocumentNotFoundError(memory_id, ns)
+
+        if not isinstance(memory_id, str) or not memory_id:
+            raise not_found()
+        if namespace is None:
+            return Call(method, f"/v1/memories/{_ns(memory_id)}", parse, params={"namespace": ns}, not_found=not_found)
+        return Call(method, f"/v1/namespaces/{_ns(ns)}/memories/{_ns(memory_id)}", parse, not_found=not_found)
+
+    def forget(self, namespace: str) -> Call[Forgotten]:
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise InputError(f"namespace {namespace!r} must be a non-empty string")
+        return Call("DELETE", f"/v1/namespaces/{_ns(namespace)}", _FORGOTTEN.validate_python)
 
     def query(self, what: str, parse: Callable[[Any], T], query: str, namespace: str | None, **fields: Any) -> Call[T]:
         body = {"query": query, **{k: _time(v) if k in ("since", "until", "as_of") else v for k, v in fields.items()}}
@@ -241,25 +246,29 @@ class MemoryGraphClient:
                 progress(len(batch))
         return records
 
-    def get(self, document_id: str) -> MemoryRecord:
+    def get(self, memory_id: str, *, namespace: str | None = None) -> MemoryRecord:
         """:meth:`MemoryManager.get` on the server (a memory of a namespace the key may not touch is not found)."""
-        return self._send(self._calls.get(document_id))
+        return self._send(self._calls.memory("GET", memory_id, namespace, _RECORD.validate_python))
 
-    def delete(self, document_id: str) -> None:
+    def delete(self, memory_id: str, *, namespace: str | None = None) -> None:
         """:meth:`MemoryManager.delete` on the server."""
-        self._send(self._calls.delete(document_id))
+        self._send(self._calls.memory("DELETE", memory_id, namespace, lambda _: None))
 
-    def search(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None) -> list[MemoryHit]:  # fmt: skip
+    def forget(self, namespace: str) -> Forgotten:
+        """:meth:`MemoryManager.forget` on the server (a key allowed that namespace)."""
+        return self._send(self._calls.forget(namespace))
+
+    def search(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None, where: Mapping[str, Any] | None = None) -> list[MemoryHit]:  # fmt: skip
         """:meth:`MemoryManager.search` on the server."""
-        return self._send(self._calls.query("search", _HITS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of))  # fmt: skip
+        return self._send(self._calls.query("search", _HITS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of, where=_jsonable(where)))  # fmt: skip
 
-    def explain(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None) -> list[HitExplanation]:  # fmt: skip
+    def explain(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None, where: Mapping[str, Any] | None = None) -> list[HitExplanation]:  # fmt: skip
         """:meth:`MemoryManager.explain` on the server."""
-        return self._send(self._calls.query("explain", _EXPLANATIONS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of))  # fmt: skip
+        return self._send(self._calls.query("explain", _EXPLANATIONS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of, where=_jsonable(where)))  # fmt: skip
 
-    def context(self, query: str, *, namespace: str | None = None, max_tokens: int = 800, k: int = 8, since: Time = None, until: Time = None, as_of: Time = None) -> str:  # fmt: skip
+    def context(self, query: str, *, namespace: str | None = None, max_tokens: int = 800, k: int = 8, since: Time = None, until: Time = None, as_of: Time = None, where: Mapping[str, Any] | None = None) -> str:  # fmt: skip
         """:meth:`MemoryManager.context` on the server (tokens counted the server's way)."""
-        return self._send(self._calls.query("context", lambda d: str(d["context"]), query, namespace, max_tokens=max_tokens, k=k, since=since, until=until, as_of=as_of))  # fmt: skip
+        return self._send(self._calls.query("context", lambda d: str(d["context"]), query, namespace, max_tokens=max_tokens, k=k, since=since, until=until, as_of=as_of, where=_jsonable(where)))  # fmt: skip
 
     def entity(self, name: str, *, namespace: str | None = None, as_of: Time = None) -> EntityView:
         """:meth:`MemoryManager.entity` on the server."""
@@ -325,20 +334,23 @@ class AsyncMemoryGraphClient:
                 progress(len(batch))
         return records
 
-    async def get(self, document_id: str) -> MemoryRecord:
-        return await self._send(self._calls.get(document_id))
+    async def get(self, memory_id: str, *, namespace: str | None = None) -> MemoryRecord:
+        return await self._send(self._calls.memory("GET", memory_id, namespace, _RECORD.validate_python))
 
-    async def delete(self, document_id: str) -> None:
-        await self._send(self._calls.delete(document_id))
+    async def delete(self, memory_id: str, *, namespace: str | None = None) -> None:
+        await self._send(self._calls.memory("DELETE", memory_id, namespace, lambda _: None))
 
-    async def search(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None) -> list[MemoryHit]:  # fmt: skip
-        return await self._send(self._calls.query("search", _HITS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of))  # fmt: skip
+    async def forget(self, namespace: str) -> Forgotten:
+        return await self._send(self._calls.forget(namespace))
 
-    async def explain(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None) -> list[HitExplanation]:  # fmt: skip
-        return await self._send(self._calls.query("explain", _EXPLANATIONS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of))  # fmt: skip
+    async def search(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None, where: Mapping[str, Any] | None = None) -> list[MemoryHit]:  # fmt: skip
+        return await self._send(self._calls.query("search", _HITS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of, where=_jsonable(where)))  # fmt: skip
 
-    async def context(self, query: str, *, namespace: str | None = None, max_tokens: int = 800, k: int = 8, since: Time = None, until: Time = None, as_of: Time = None) -> str:  # fmt: skip
-        return await self._send(self._calls.query("context", lambda d: str(d["context"]), query, namespace, max_tokens=max_tokens, k=k, since=since, until=until, as_of=as_of))  # fmt: skip
+    async def explain(self, query: str, *, namespace: str | None = None, k: int = 5, since: Time = None, until: Time = None, as_of: Time = None, where: Mapping[str, Any] | None = None) -> list[HitExplanation]:  # fmt: skip
+        return await self._send(self._calls.query("explain", _EXPLANATIONS.validate_python, query, namespace, k=k, since=since, until=until, as_of=as_of, where=_jsonable(where)))  # fmt: skip
+
+    async def context(self, query: str, *, namespace: str | None = None, max_tokens: int = 800, k: int = 8, since: Time = None, until: Time = None, as_of: Time = None, where: Mapping[str, Any] | None = None) -> str:  # fmt: skip
+        return await self._send(self._calls.query("context", lambda d: str(d["context"]), query, namespace, max_tokens=max_tokens, k=k, since=since, until=until, as_of=as_of, where=_jsonable(where)))  # fmt: skip
 
     async def entity(self, name: str, *, namespace: str | None = None, as_of: Time = None) -> EntityView:
         return await self._send(self._calls.entity(name, namespace, as_of))

@@ -287,6 +287,7 @@ def index_chunks(
             document_id=write.id,
             observed_at=write.observed_at,
             speaker=speaker_of(write.metadata),
+            metadata=write.metadata,
         )
         for chunk in write.chunks:
             ids.append(chunk.id)

@@ -23,11 +23,13 @@ from memory_graph.config import Settings
 from memory_graph.context import TokenCounter, approx_tokens, render_context
 from memory_graph.errors import ConfigError, DocumentNotFoundError, EntityNotFoundError, InputError
 from memory_graph.extraction import Extractor
+from memory_graph.filters import MetadataFilter, parse_where
 from memory_graph.ingest import ROW_KEYS, MemoryInput, make_input, parse_time, store_memories
 from memory_graph.records import (
     ConsistencyReport,
     EntityRef,
     EntityView,
+    Forgotten,
     MemoryHit,
     MemoryRecord,
     Mention,
@@ -35,7 +37,7 @@ from memory_graph.records import (
     Stats,
 )
 from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, Searcher, states
-from memory_graph.store import GraphStore
+from memory_graph.store import DocumentRow, GraphStore
 from memory_graph.vector_store import VectorIndex, VectorStore
 from memory_graph.vocabulary import COOCCURRENCE, normalize_key
 
@@ -275,17 +277,61 @@ class MemoryManager:
             consistency.reindex(self.graph, self.vectors, rows)
         return {r.document_id for r in rows}
 
-    def delete(self, document_id: str) -> None:
+    def delete(self, memory_id: str, *, namespace: str | None = None) -> None:
         """Remove a memory from both stores (its chunks, vectors and graph contributions).
 
+        ``memory_id`` is found as :meth:`get` finds it: the memory's ``document_id``, else its
+        ``external_id`` in ``namespace`` (the default namespace when omitted), so
+        ``mm.add(text, external_id="m2"); mm.delete("m2")`` works.
+
         Raises:
-            DocumentNotFoundError: no live memory has this id.
+            DocumentNotFoundError: no live memory has this id; nothing changes.
         """
         with self._write_lock:
-            deleted = self.graph.delete_document(document_id)
+            deleted = self.graph.delete_document(self._resolve(memory_id, namespace).id)
             if deleted is None:
-                raise DocumentNotFoundError(document_id)
+                raise DocumentNotFoundError(memory_id, self._namespace(namespace))
             self.vectors.delete(deleted.chunk_ids)
+
+    def forget(self, namespace: str) -> Forgotten:
+        """Remove every row and every vector of ``namespace`` (a user who leaves): its memories
+        with their tombstones, chunks, keyword index, entities, aliases, mentions, relations,
+        evidence, merges and re-ingest jobs, then the namespace's records in the vector index.
+
+        Returns what was removed; a namespace that holds nothing gives all counts zero and
+        changes nothing. It is idempotent: after a failure between the two stores, calling it
+        again removes what is left.
+
+        Raises:
+            InputError: ``namespace`` is not a non-empty string.
+        """
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise InputError(f"namespace {namespace!r} must be a non-empty string")
+        with self._write_lock:
+            counts, chunk_ids = self.graph.forget_namespace(namespace)
+            vectors = self.vectors.delete_namespace(namespace)
+            # Records of these chunks written without the namespace in their metadata, if any.
+            stray = self.vectors.existing_ids(chunk_ids) if chunk_ids else set()
+            self.vectors.delete(sorted(stray))
+        return Forgotten(namespace=namespace, vectors=vectors + len(stray), **counts)
+
+    def _resolve(self, memory_id: Any, namespace: str | None) -> DocumentRow:
+        """The live document :meth:`get` and :meth:`delete` mean by ``memory_id``: a memory's
+        own id (of ``namespace`` when one is given), else the live memory whose external id it is
+        in ``namespace`` (the default one when omitted)."""
+        ns = self._namespace(namespace)
+        if not isinstance(memory_id, str) or not memory_id:
+            raise DocumentNotFoundError(memory_id, ns)
+        row = self.graph.document(memory_id)
+        if row is not None and not row.deleted and (namespace is None or row.namespace == namespace):
+            return row
+        # The external id is the document's key; a key is also "sha256:<hash>" for a memory
+        # added without one, which is no external id of the caller's.
+        found = self.graph.document_ids_by_key(ns, [memory_id]).get(memory_id)
+        row = self.graph.document(found) if found is not None else None
+        if row is None or row.deleted or row.external_id != memory_id:
+            raise DocumentNotFoundError(memory_id, ns)
+        return row
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -298,31 +344,39 @@ class MemoryManager:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         as_of: datetime | date | str | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[MemoryHit]:
         """The ``k`` most relevant chunks of ``namespace`` for ``query``, with their graph context.
 
-        ``since``/``until`` keep memories observed in ``[since, until)``. A question about a
+        ``since``/``until`` keep memories observed in ``[since, until)``; ``where`` keeps those
+        whose metadata matches it: ``{"kind": "episodic"}``, ``{"kind": {"$in": [...]}}``, several
+        keys (all must match) or ``{"$and": [...]}`` (:mod:`memory_graph.filters`). A filter that no
+        memory matches, a key none has included, gives no hits. A question about a
         value that changes (where someone lives, works...: :data:`memory_graph.facts.STATES`)
         puts first the memories that state the value it asks for: the current one, or the one
         before ("used to"), or the one at a date it names; ``as_of`` answers as of that date. The
         states of each hit's relations carry their status (current, former, planned) then.
 
         Raises:
-            InputError: the query is empty or ``k`` is not positive.
+            InputError: the query is empty, ``k`` is not positive, or ``where`` is malformed (an
+                unknown operator, a value that is not a string, number or boolean).
         """
-        ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
+        ns, since_at, until_at, metadata = self._search_scope(query, namespace, k, since, until, where)
         as_of_at = parse_time(as_of, what="as_of")
-        return self.searcher.search(query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at)
+        return self.searcher.search(
+            query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at, where=metadata
+        )
 
     def _search_scope(
-        self, query: Any, namespace: str | None, k: Any, since: Any, until: Any
-    ) -> tuple[str, datetime | None, datetime | None]:
-        """The checked namespace and time window of :meth:`search` and :meth:`explain`."""
+        self, query: Any, namespace: str | None, k: Any, since: Any, until: Any, where: Any
+    ) -> tuple[str, datetime | None, datetime | None, MetadataFilter | None]:
+        """The checked namespace, time window and filter of :meth:`search` and :meth:`explain`."""
         if not isinstance(query, str) or not query.strip():
             raise InputError("query is empty")
         if not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive integer, not {k!r}")
-        return self._namespace(namespace), parse_time(since, what="since"), parse_time(until, what="until")
+        since_at, until_at = parse_time(since, what="since"), parse_time(until, what="until")
+        return self._namespace(namespace), since_at, until_at, parse_where(where)
 
     def explain(
         self,
@@ -333,12 +387,15 @@ class MemoryManager:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         as_of: datetime | date | str | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[HitExplanation]:
         """:meth:`search`'s hits with why each was found: per-signal ranks, the entities linked
         from the query, and the relations around them whose evidence the hit holds."""
-        ns, since_at, until_at = self._search_scope(query, namespace, k, since, until)
+        ns, since_at, until_at, metadata = self._search_scope(query, namespace, k, since, until, where)
         as_of_at = parse_time(as_of, what="as_of")
-        return self.searcher.explain(query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at)
+        return self.searcher.explain(
+            query, namespace=ns, k=k, since=since_at, until=until_at, as_of=as_of_at, where=metadata
+        )
 
     def context(
         self,
@@ -350,11 +407,13 @@ class MemoryManager:
         since: datetime | date | str | None = None,
         until: datetime | date | str | None = None,
         as_of: datetime | date | str | None = None,
+        where: Mapping[str, Any] | None = None,
         count_tokens: TokenCounter = approx_tokens,
     ) -> str:
         """Prompt-ready text: the hits for ``query`` and their relations, within ``max_tokens``.
-        A replaced value is marked as replaced, so that a reader does not take it for current."""
-        hits = self.search(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+        A replaced value is marked as replaced, so that a reader does not take it for current.
+        ``where`` filters on metadata as in :meth:`search`."""
+        hits = self.search(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of, where=where)
         return render_context(hits, max_tokens=max_tokens, count_tokens=count_tokens)
 
     def entity(
@@ -412,15 +471,18 @@ class MemoryManager:
         with self._write_lock:
             self.graph.undo_merge(merge_id)
 
-    def get(self, document_id: str) -> MemoryRecord:
+    def get(self, memory_id: str, *, namespace: str | None = None) -> MemoryRecord:
         """The stored record of a memory.
+
+        ``memory_id`` is the memory's ``document_id`` (``MemoryRecord.document_id``), else the
+        ``external_id`` it was added with, looked up in ``namespace`` (the default namespace
+        when omitted). A document id is matched first; given a ``namespace``, only a memory of
+        that namespace matches.
 
         Raises:
             DocumentNotFoundError: no live memory has this id.
         """
-        row = self.graph.document(document_id)
-        if row is None or row.deleted:
-            raise DocumentNotFoundError(document_id)
+        row = self._resolve(memory_id, namespace)
         entities, relations = self.graph.chunk_context(row.chunk_ids)
         return MemoryRecord(
             document_id=row.id,

@@ -236,3 +236,21 @@ class Stats(Serialisable):
     relations: int
     mentions: int
     vectors: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Forgotten(Serialisable):
+    """What :meth:`MemoryManager.forget` removed of one namespace: rows of each table (documents
+    count their tombstones too) and vectors. All zero when the namespace held nothing."""
+
+    namespace: str
+    documents: int = 0
+    chunks: int = 0
+    entities: int = 0
+    aliases: int = 0
+    mentions: int = 0
+    relations: int = 0
+    evidence: int = 0
+    merges: int = 0
+    reingest_jobs: int = 0
+    vectors: int = 0

@@ -22,6 +22,7 @@ import numpy as np
 
 from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer, load_single_text_encoder
 from memory_graph.errors import ConfigError, MemoryGraphError, VectorStoreError
+from memory_graph.filters import CHROMA_PREFIX, filterable_key, is_scalar
 from memory_graph.vocabulary import speaker_of
 
 if TYPE_CHECKING:
@@ -118,9 +119,12 @@ class VectorIndex(Protocol):
         k: int,
         since: datetime | None = None,
         until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, float]]: ...
 
     def delete(self, ids: Sequence[str]) -> None: ...
+
+    def delete_namespace(self, namespace: str) -> int: ...
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
 
@@ -214,10 +218,14 @@ class VectorStore:
         k: int,
         since: datetime | None = None,
         until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, float]]:
         """Nearest chunks of one namespace (``None``: of the whole collection):
-        ``(chunk_id, cosine similarity)``, best first. The filters go down to Chroma."""
+        ``(chunk_id, cosine similarity)``, best first. The filters go down to Chroma; ``where``
+        is a Chroma filter of its own, on the records' metadata (:func:`chroma_where`)."""
         clauses: list[dict[str, Any]] = [] if namespace is None else [{"namespace": namespace}]
+        if where:
+            clauses.append(dict(where))
         if since is not None:
             clauses.append({"observed_ts": {"$gte": _timestamp(since)}})
         if until is not None:
@@ -240,6 +248,17 @@ class VectorStore:
         with chroma_errors("deleting vectors"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 self.collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
+
+    def delete_namespace(self, namespace: str) -> int:
+        """Delete every record of ``namespace``; how many there were."""
+        removed = 0
+        while True:
+            with chroma_errors("listing a namespace's vectors"):
+                ids = self.collection.get(where={"namespace": namespace}, include=[], limit=_UPSERT_BATCH)["ids"]
+            if not ids:
+                return removed
+            self.delete(ids)
+            removed += len(ids)
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
@@ -315,14 +334,24 @@ def _timestamp(value: datetime) -> float:
 
 
 def chunk_metadata(
-    *, namespace: str, document_id: str, observed_at: datetime | None, speaker: str | None = None
+    *,
+    namespace: str,
+    document_id: str,
+    observed_at: datetime | None,
+    speaker: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Chroma metadata of a chunk record (filters are pushed down on these)."""
+    """The Chroma metadata of a chunk record (filters are pushed down on these): the index's
+    own fields, and a copy of the memory's metadata that ``where=`` filters can read (its keys
+    prefixed, :data:`~memory_graph.filters.CHROMA_PREFIX`; strings, numbers and booleans only)."""
     meta: dict[str, Any] = {"namespace": namespace, "document_id": document_id}
     if observed_at is not None:
         meta["observed_ts"] = _timestamp(observed_at)
     if speaker is not None:
         meta["speaker"] = speaker
+    for key, value in (metadata or {}).items():
+        if filterable_key(key) and is_scalar(value):
+            meta[CHROMA_PREFIX + key] = value
     return meta
 
 
@@ -333,6 +362,7 @@ def stored_chunk_metadata(row: ChunkRow) -> dict[str, Any]:
         document_id=row.document_id,
         observed_at=row.observed_at,
         speaker=speaker_of(row.metadata),
+        metadata=row.metadata,
     )
 
 

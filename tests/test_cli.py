@@ -201,3 +201,37 @@ def test_cli_on_postgresql(postgres_server_url: str, corpus: Path, tmp_path: Pat
         ).stdout
     )
     assert hits[0]["external_id"] == "c1"
+
+
+def test_cli_get_delete_by_external_id_and_forget(corpus: Path, tmp_path: Path) -> None:
+    for ns in ("cli-a", "cli-b"):
+        run("ingest", str(corpus / "chat.jsonl"), "--namespace", ns, data_dir=tmp_path, check=True)
+    record = json.loads(run("get", "c1", "--namespace", "cli-a", "--json", data_dir=tmp_path, check=True).stdout)
+    assert record["external_id"] == "c1" and record["namespace"] == "cli-a"
+    assert "c1" in run("get", record["document_id"], data_dir=tmp_path, check=True).stdout
+    run("delete", "c1", "--namespace", "cli-a", data_dir=tmp_path, check=True)
+    assert_one_line_error(run("delete", "c1", "--namespace", "cli-a", data_dir=tmp_path), 2, "no document 'c1'")
+    assert_one_line_error(run("get", "c1", "--namespace", "cli-a", data_dir=tmp_path), 2, "no document 'c1'")
+    # forget names its namespace: there is no default to fall back on.
+    assert run("forget", data_dir=tmp_path).returncode == 2
+    nothing = json.loads(run("forget", "--namespace", "cli-c", "--json", data_dir=tmp_path, check=True).stdout)
+    assert {k: v for k, v in nothing.items() if k != "namespace"} == dict.fromkeys(nothing.keys() - {"namespace"}, 0)
+    gone = json.loads(run("forget", "--namespace", "cli-b", "--json", data_dir=tmp_path, check=True).stdout)
+    assert (gone["documents"], gone["chunks"], gone["vectors"]) == (2, 2, 2)
+    left = json.loads(run("stats", "--json", data_dir=tmp_path, check=True).stdout)
+    assert (left["documents"], left["chunks"], left["vectors"]) == (1, 1, 1)  # cli-a's c2
+    assert json.loads(run("verify", "--json", data_dir=tmp_path, check=True).stdout)["ok"]
+
+
+def test_cli_query_where(ingested: Path) -> None:
+    def ids(*where: str) -> list[str]:
+        args = [a for w in where for a in ("--where", w)]
+        result = run("query", "Rupert job", "--namespace", "demo", "--json", *args, data_dir=ingested, check=True)
+        return sorted(h["external_id"] for h in json.loads(result.stdout) if h["external_id"] in ("c1", "c2"))
+
+    assert ids() == ["c1", "c2"]
+    assert ids("speaker=Rupert") == ["c1"]
+    assert ids("speaker=Rupert", "speaker=Sybil") == ["c1"]
+    assert ids("speaker=Nobody") == [] and ids("colour=red") == []
+    assert_one_line_error(run("query", "job", "--where", "speaker", data_dir=ingested), 2, "--where takes KEY=VALUE")
+    assert_one_line_error(run("query", "job", "--where", "bad key=1", data_dir=ingested), 2, "is invalid")

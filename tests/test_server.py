@@ -364,3 +364,65 @@ def test_cli_data_commands_use_the_server_with_url(server: RunningServer, tmp_pa
     monkeypatch.setenv("MEMORY_GRAPH_URL", server.url)  # the setting instead of the option
     mine = runner.invoke(cli, ["query", "Who sings?", "--namespace", "ns-a", "--json"])
     assert mine.exit_code == 0 and all(h["namespace"] == "ns-a" for h in json.loads(mine.output))
+
+
+def test_server_forget_external_ids_and_where(server: RunningServer) -> None:
+    url = server.url
+    made = httpx.post(f"{url}/v1/keys", json={"name": "fg", "namespaces": ["s-fg"]}, headers=auth(ADMIN)).json()
+    token = made["key"]
+    with client(server, ADMIN, "s-fg-other") as admin:
+        kept = admin.add("Ulla keeps bees in Uppsala.", external_id="m2", metadata={"kind": "episodic"})
+    with client(server, token, "s-fg") as mm:
+        mm.add("Viktor repairs clocks in Vilnius.", external_id="m1", metadata={"kind": "episodic"})
+        second = mm.add("Viktor's sister Greta builds clocks too.", external_id="m2", metadata={"kind": "semantic"})
+        # The caller's own ids: in the client's namespace, or in the one named; document ids too.
+        assert mm.get("m2").document_id == second.document_id
+        assert mm.get("m2", namespace="s-fg").document_id == second.document_id
+        assert mm.get(second.document_id, namespace="s-fg").external_id == "m2"
+        raw = httpx.get(f"{url}/v1/namespaces/s-fg/memories/m2", headers=auth(token))
+        assert raw.status_code == 200 and raw.json()["document_id"] == second.document_id
+        # Another namespace's memory is not found, by either id; the namespace itself is a 403.
+        with pytest.raises(DocumentNotFoundError):
+            mm.get(kept.document_id)
+        with pytest.raises(AccessDeniedError):
+            mm.get("m2", namespace="s-fg-other")
+        assert httpx.get(f"{url}/v1/memories/m2?namespace=s-fg-other", headers=auth(token)).status_code == 404
+        # where= on search, explain and context, pushed to the server; a bad one is an InputError.
+        assert {h.metadata["kind"] for h in mm.search("clocks", k=5)} == {"episodic", "semantic"}
+        assert [h.metadata["kind"] for h in mm.search("clocks", k=5, where={"kind": "semantic"})] == ["semantic"]
+        assert mm.search("clocks", k=5, where={"kind": {"$in": ["procedural"]}}) == []
+        assert [e.hit.external_id for e in mm.explain("clocks", where={"kind": "episodic"})] == ["m1"]
+        assert "Greta" not in mm.context("clocks", where={"kind": "episodic"})
+        with pytest.raises(InputError, match=re.escape("unknown operator '$gt'")):
+            mm.search("clocks", where={"kind": {"$gt": 1}})
+        r = httpx.post(f"{url}/v1/namespaces/s-fg/search", json={"query": "x", "where": {"a": {"$regex": "."}}},
+                       headers=auth(token))  # fmt: skip
+        assert r.status_code == 422 and "unknown operator '$regex'" in r.json()["detail"]
+        # Delete by external id: a newcomer's first try; then it is gone, and a second try is a 404.
+        mm.delete("m2")
+        with pytest.raises(DocumentNotFoundError):
+            mm.get("m2")
+        with pytest.raises(DocumentNotFoundError):
+            mm.delete("m2", namespace="s-fg")
+        assert httpx.delete(f"{url}/v1/namespaces/s-fg/memories/m2", headers=auth(token)).status_code == 404
+        # Forget: only a key allowed the namespace; nothing of the other changes.
+        other_before = admin_stats(server, "s-fg-other")
+        with pytest.raises(AccessDeniedError):
+            mm.forget("s-fg-other")
+        assert httpx.delete(f"{url}/v1/namespaces/s-fg", headers=auth(KEY_A)).status_code == 403
+        assert admin_stats(server, "s-fg-other") == other_before
+        assert mm.stats("s-fg").documents == 1
+        gone = mm.forget("s-fg")
+        assert (gone.namespace, gone.documents, gone.chunks, gone.vectors) == ("s-fg", 2, 1, 1)  # m2's tombstone
+        assert mm.stats("s-fg").documents == 0 and mm.search("clocks", k=5) == []
+        assert mm.forget("s-fg").documents == 0  # nothing left: all zero
+    assert admin_stats(server, "s-fg-other") == other_before
+    with client(server) as admin:
+        assert admin.get("m2", namespace="s-fg-other").document_id == kept.document_id
+        assert admin.verify().ok
+
+
+def admin_stats(server: RunningServer, namespace: str) -> dict:
+    r = httpx.get(f"{server.url}/v1/namespaces/{namespace}/stats", headers=auth(ADMIN))
+    assert r.status_code == 200
+    return r.json()

@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import queue
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,9 @@ class RelayVectorStore:
         if ids:
             self._call("delete", list(ids))
 
+    def delete_namespace(self, namespace: str) -> int:
+        raise self._cannot("delete a namespace")
+
     def query(
         self,
         embedding: np.ndarray,
@@ -71,6 +74,7 @@ class RelayVectorStore:
         k: int,
         since: datetime | None = None,
         until: datetime | None = None,
+        where: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, float]]:
         raise self._cannot("search")
 

@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, case, func, or_, select, text, union, union_al
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.expression import Select
 
+from memory_graph.filters import MetadataFilter
 from memory_graph.schema import Chunk, Document, Entity, EntityAlias, Mention, Relation, RelationEvidence
 from memory_graph.store import GraphStore
 from memory_graph.store.engine import batches
@@ -158,14 +159,17 @@ class SearchReads:
         limit: int,
         since: datetime | None = None,
         until: datetime | None = None,
+        where: MetadataFilter | None = None,
     ) -> list[tuple[str, float]]:
-        """Chunks matching any query term, best first (BM25 on SQLite, ``ts_rank_cd`` on PostgreSQL)."""
+        """Chunks matching any query term, best first (BM25 on SQLite, ``ts_rank_cd`` on
+        PostgreSQL), of the documents ``where`` holds for."""
         terms = keyword_terms(query)
         if not terms:
             return []
         dialect = self.graph.dialect
-        sql, q = dialect.keyword_query(terms, since=since is not None, until=until is not None)
-        params: dict[str, Any] = {"ns": namespace, "limit": limit, "q": q}
+        metadata, params = dialect.metadata_match(where, "d") if where is not None else (None, {})
+        sql, q = dialect.keyword_query(terms, since=since is not None, until=until is not None, metadata=metadata)
+        params |= {"ns": namespace, "limit": limit, "q": q}
         if since is not None:
             params["since"] = dialect.bind_time(since)
         if until is not None:
@@ -269,19 +273,27 @@ class SearchReads:
         since: datetime | None = None,
         until: datetime | None = None,
         members: Mapping[int, int] | None = None,
+        where: MetadataFilter | None = None,
     ) -> list[tuple[str, float]]:
         """Chunks mentioning the weighted (canonical) entities, ``(chunk_id, summed weight)``,
         best first. With ``salient``, only mentions in a chunk's first sentence count: the
         chunks that are *about* the entity rather than passing mentions. ``members``: the first
-        result of :meth:`entity_members`, covering the weighted entities."""
+        result of :meth:`entity_members`, covering the weighted entities. ``where``: of the
+        documents it holds for only."""
         if not weights:
             return []
         scores: dict[str, float] = defaultdict(float)
         with self.graph.reading("finding chunks of entities") as conn:
             rows = self._members(list(weights), members)
             query = _entity_chunks_query(salient, since is not None, until is not None)
+            filtered: dict[str, Any] = {}
+            if where is not None:
+                metadata, filtered = self.graph.dialect.metadata_match(where)
+                if not (since or until):  # else the time filter joined the documents already
+                    query = query.join(Document, Document.id == Chunk.document_id)
+                query = query.where(text(metadata))
             for batch in batches(list(rows)):
-                params = {"ns": namespace, "ids": batch, "since": since, "until": until}
+                params = {"ns": namespace, "ids": batch, "since": since, "until": until, **filtered}
                 for r in conn.execute(query, params).all():
                     scores[r.chunk_id] += weights[rows[r.entity_id]] * float(r.n)
         return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
@@ -369,6 +381,19 @@ class SearchReads:
                 cid
                 for batch in batches(list(dict.fromkeys(chunk_ids)))
                 for (cid,) in conn.execute(_NAMING, {"ids": batch} | params)
+            }
+
+    def chunks_matching(self, chunk_ids: Sequence[str], where: MetadataFilter) -> set[str]:
+        """Those of ``chunk_ids`` whose document ``where`` holds for (one statement per batch)."""
+        metadata, params = self.graph.dialect.metadata_match(where)
+        query = (
+            select(Chunk.id).join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(IDS), text(metadata))
+        )
+        with self.graph.reading("filtering by metadata") as conn:
+            return {
+                cid
+                for batch in batches(list(dict.fromkeys(chunk_ids)))
+                for (cid,) in conn.execute(query, {"ids": batch} | params)
             }
 
     def dated_chunks(self, chunk_ids: Sequence[str]) -> set[str]:

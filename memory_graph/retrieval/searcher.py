@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from memory_graph.extraction import Extractor
 from memory_graph.facts import StateQuestion, state_question
+from memory_graph.filters import MetadataFilter, chroma_where
 from memory_graph.records import EntityRef, MemoryHit
 from memory_graph.retrieval import states
 from memory_graph.retrieval.config import BRIDGE_GUESSES, DEFAULT_SEARCH, PREFETCH_BATCH, SearchConfig, answer_labels
@@ -90,13 +91,15 @@ class Searcher:
         since: datetime | None = None,
         until: datetime | None = None,
         as_of: datetime | None = None,
+        where: MetadataFilter | None = None,
     ) -> list[MemoryHit]:
-        """The ``k`` best chunks of ``namespace`` for ``query`` with their graph context.
+        """The ``k`` best chunks of ``namespace`` for ``query`` with their graph context, of the
+        memories whose metadata ``where`` holds for.
 
         The arguments are taken as given; :meth:`MemoryManager.search` checks them first.
         """
         with self.graph.reading("searching"):
-            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of, where=where)
             return self._hits(ranking, namespace, as_of)
 
     def explain(
@@ -108,10 +111,11 @@ class Searcher:
         since: datetime | None = None,
         until: datetime | None = None,
         as_of: datetime | None = None,
+        where: MetadataFilter | None = None,
     ) -> list[HitExplanation]:
         """The hits of :meth:`search` with the evidence of how each was found."""
         with self.graph.reading("searching"):
-            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of)
+            ranking = self.rank(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of, where=where)
             hits = self._hits(ranking, namespace, as_of)
         linked_refs = [EntityRef(e.id, e.name, e.label) for e in ranking.linked]
         by_chunk = dict(ranking.best)
@@ -149,15 +153,21 @@ class Searcher:
         since: datetime | None,
         until: datetime | None,
         as_of: datetime | None = None,
+        where: MetadataFilter | None = None,
     ) -> Ranking:
-        """Run the signals and fuse them (see the module docstring)."""
+        """Run the signals and fuse them (see the module docstring). A ``where`` filter goes down
+        to the keyword, entity and vector searches; what the other signals bring is filtered
+        before the best are chosen (one statement over the candidates)."""
         reads, config = self.reads, self.config
         n = max(k * config.oversample, config.min_candidates)
         pending_embedding = embedding_pool().submit(_embed_query, self.vectors, query)
         chunks, alone = reads.namespace_chunks(namespace)
         ranked: dict[str, list[str]] = {
             "keyword": [
-                cid for cid, _ in reads.keyword_search(query, namespace=namespace, limit=n, since=since, until=until)
+                cid
+                for cid, _ in reads.keyword_search(
+                    query, namespace=namespace, limit=n, since=since, until=until, where=where
+                )
             ]
         }
         doc = self.extractor.tokenize(query)
@@ -170,7 +180,7 @@ class Searcher:
             ranked["entity"] = [
                 cid
                 for cid, _ in reads.chunks_for_entities(
-                    namespace, idf, limit=n, since=since, until=until, members=expansion.members
+                    namespace, idf, limit=n, since=since, until=until, members=expansion.members, where=where
                 )
             ]
         context = HitContext(self.graph)
@@ -188,7 +198,7 @@ class Searcher:
                 break
             context.read(guesses[start : start + PREFETCH_BATCH])
         ranked["vector"] = self._nearest(
-            pending_embedding.result(), namespace, n, alone=alone, since=since, until=until
+            pending_embedding.result(), namespace, n, alone=alone, since=since, until=until, where=where
         )
 
         # The bridges start from what the text signals agree on (vector + keyword).
@@ -223,6 +233,9 @@ class Searcher:
             )  # fmt: skip
             answers = [s for s in answers if (since is None or s.said >= since) and (until is None or s.said < until)]
             states.favour(fused, answers, config.state_boost / (config.rrf_k + 1))
+        if where is not None and fused:
+            keep = reads.chunks_matching(list(fused), where)
+            fused = {cid: c for cid, c in fused.items() if cid in keep}
         best = sorted(fused.items(), key=lambda item: (-item[1].score, item[0]))[:k]
         return Ranking(best, linked, context)
 
@@ -235,15 +248,17 @@ class Searcher:
         alone: bool,
         since: datetime | None,
         until: datetime | None,
+        where: MetadataFilter | None = None,
     ) -> list[str]:
         """The ``n`` chunks of ``namespace`` nearest the query. Chroma filters on metadata before
         it searches, at a cost that grows with the records kept, so a namespace ``alone`` in the
         database is searched unfiltered, unless that finds a chunk of no namespace's or another's
         (a collection can also hold vectors that another database wrote); then Chroma is asked
-        again, filtered."""
-        unfiltered = alone and since is None and until is None
+        again, filtered. ``where`` is asked of the records' copies of the metadata."""
+        metadata = chroma_where(where) if where is not None else None
+        unfiltered = alone and since is None and until is None and metadata is None
         found = self.vectors.query(
-            embedding, namespace=None if unfiltered else namespace, k=n, since=since, until=until
+            embedding, namespace=None if unfiltered else namespace, k=n, since=since, until=until, where=metadata
         )
         ids = [cid for cid, _ in found]
         if unfiltered and self.reads.count_in_namespace(namespace, ids) != len(ids):

@@ -3,7 +3,7 @@
 Every data route names its namespace in the path (``/v1/namespaces/{namespace}/...``) and needs a
 key that may touch it: no key or an unknown one is a 401, a key for other namespaces a 403, both
 decided before the body is read or anything is touched. A memory fetched or deleted by id
-(``/v1/memories/{document_id}``) is a 404 unless the key may touch its namespace, so that a key
+(``/v1/memories/{memory_id}``) is a 404 unless the key may touch its namespace, so that a key
 never learns what another namespace holds. Responses are the library's result types with their
 field names; errors are ``{"detail": "<one line>"}``.
 
@@ -34,7 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from memory_graph import __version__
 from memory_graph.errors import DocumentNotFoundError, InputError, MemoryGraphError, NotFoundError, StoreError
 from memory_graph.manager import MemoryManager
-from memory_graph.records import ConsistencyReport, EntityView, MemoryHit, MemoryRecord, Stats
+from memory_graph.records import ConsistencyReport, EntityView, Forgotten, MemoryHit, MemoryRecord, Stats
 from memory_graph.retrieval import HitExplanation
 from memory_graph.server.keys import ApiKey, KeyStore
 from memory_graph.server.metrics import Metrics
@@ -140,12 +140,29 @@ def create_app(manager: MemoryManager, keys: KeyStore, *, warm_up: bool = True) 
     Scope = Annotated[str, Depends(scope)]
     Admin = Annotated[ApiKey, Depends(admin)]
 
-    def own_record(request: Request, document_id: str, key: ApiKey) -> MemoryRecord:
-        record = manager.get(document_id)
-        if not key.allows(record.namespace):
-            raise DocumentNotFoundError(document_id)  # another namespace's: not even its existence
+    def own_record(request: Request, memory_id: str, key: ApiKey, namespace: str | None) -> MemoryRecord:
+        """The memory whose document id is ``memory_id`` in a namespace the key may touch, else,
+        with ``namespace``, the one whose external id it is there; any other is not found."""
+        try:
+            record = manager.get(memory_id)
+            if record.document_id != memory_id or not key.allows(record.namespace):
+                raise DocumentNotFoundError(memory_id)  # another namespace's: not even its existence
+        except DocumentNotFoundError:
+            if namespace is None or not key.allows(namespace):
+                raise DocumentNotFoundError(memory_id, namespace) from None
+            record = manager.get(memory_id, namespace=namespace)
         request.state.namespace = record.namespace
         return record
+
+    ById = Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Else look the id up as an external id in this namespace.",
+        ),
+    ]
+    MemoryId = Annotated[str, Path(min_length=1, max_length=512, description="A document id, or an external id.")]
 
     data = APIRouter(prefix="/v1", responses=_ERRORS)
 
@@ -160,35 +177,54 @@ def create_app(manager: MemoryManager, keys: KeyStore, *, warm_up: bool = True) 
         rows = [m.model_dump(exclude_none=True) for m in body.memories]
         return manager.add_many(rows, namespace=namespace)
 
-    @data.get("/memories/{document_id}", tags=["memories"])
-    def get(request: Request, document_id: str, key: Key) -> MemoryRecord:
-        """The stored record of a memory (``MemoryManager.get``)."""
-        return own_record(request, document_id, key)
+    @data.get("/memories/{memory_id}", tags=["memories"])
+    def get(request: Request, memory_id: MemoryId, key: Key, namespace: ById = None) -> MemoryRecord:
+        """The stored record of a memory by its document id, else by its external id in
+        ``namespace`` (``MemoryManager.get``)."""
+        return own_record(request, memory_id, key, namespace)
 
-    @data.delete("/memories/{document_id}", status_code=204, tags=["memories"])
-    def delete(request: Request, document_id: str, key: Key) -> Response:
-        """Remove a memory from both stores (``MemoryManager.delete``)."""
-        own_record(request, document_id, key)
-        manager.delete(document_id)
+    @data.delete("/memories/{memory_id}", status_code=204, tags=["memories"])
+    def delete(request: Request, memory_id: MemoryId, key: Key, namespace: ById = None) -> Response:
+        """Remove a memory from both stores, found as ``GET`` finds it (``MemoryManager.delete``)."""
+        record = own_record(request, memory_id, key, namespace)
+        manager.delete(record.document_id)
         return Response(status_code=204)
 
-    def by_external_id(namespace: str, external_id: str) -> str:
-        # Until MemoryManager looks memories up by external id itself (issue 26), the store does.
-        found = manager.graph.document_ids_by_key(namespace, [external_id]).get(external_id)
-        if found is None:
+    @data.get("/namespaces/{namespace}/memories/{memory_id}", tags=["memories"])
+    def get_in_namespace(namespace: Scope, memory_id: MemoryId) -> MemoryRecord:
+        """The stored record of the namespace's memory with this document id or external id
+        (``MemoryManager.get(id, namespace=...)``)."""
+        return manager.get(memory_id, namespace=namespace)
+
+    @data.delete("/namespaces/{namespace}/memories/{memory_id}", status_code=204, tags=["memories"])
+    def delete_in_namespace(namespace: Scope, memory_id: MemoryId) -> Response:
+        """Remove the namespace's memory with this document id or external id from both stores
+        (``MemoryManager.delete(id, namespace=...)``)."""
+        manager.delete(memory_id, namespace=namespace)
+        return Response(status_code=204)
+
+    def by_external_id(namespace: str, external_id: str) -> MemoryRecord:
+        record = manager.get(external_id, namespace=namespace)
+        if record.external_id != external_id:  # a document id: not what this route means
             raise NotFoundError("memory with external id", external_id, namespace)
-        return found
+        return record
 
     @data.get("/namespaces/{namespace}/memories/by-external-id/{external_id}", tags=["memories"])
     def get_by_external_id(namespace: Scope, external_id: str) -> MemoryRecord:
         """The stored record of the memory with this external id in the namespace."""
-        return manager.get(by_external_id(namespace, external_id))
+        return by_external_id(namespace, external_id)
 
     @data.delete("/namespaces/{namespace}/memories/by-external-id/{external_id}", status_code=204, tags=["memories"])
     def delete_by_external_id(namespace: Scope, external_id: str) -> Response:
         """Remove the memory with this external id in the namespace from both stores."""
-        manager.delete(by_external_id(namespace, external_id))
+        manager.delete(by_external_id(namespace, external_id).document_id)
         return Response(status_code=204)
+
+    @data.delete("/namespaces/{namespace}", tags=["memories"])
+    def forget(namespace: Scope) -> Forgotten:
+        """Remove every memory, graph row and vector of the namespace (``MemoryManager.forget``);
+        what was removed, all zero for a namespace that holds nothing."""
+        return manager.forget(namespace)
 
     @data.post("/namespaces/{namespace}/search", tags=["search"])
     def search(namespace: Scope, body: SearchIn) -> list[MemoryHit]:

@@ -43,6 +43,11 @@ class SearchIn(Body):
     since: str | None = Field(default=None, description=f"Only memories observed at or after this ({_TIME}).")
     until: str | None = Field(default=None, description=f"Only memories observed before this ({_TIME}).")
     as_of: str | None = Field(default=None, description=f"Answer as of this time ({_TIME}).")
+    where: dict[str, Any] | None = Field(
+        default=None,
+        description='Only memories whose metadata matches: {"kind": "episodic"}, {"kind": {"$in": [...]}}, '
+        'several keys (all must match) or {"$and": [...]}.',
+    )
 
 
 class ContextIn(SearchIn):

@@ -7,6 +7,7 @@ column) and row locking. :func:`sql_errors` is the one place SQLAlchemy's errors
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.sql.expression import ColumnElement, Select
 
 from memory_graph.errors import ConfigError, GraphStoreError
+from memory_graph.filters import MetadataFilter
 
 BATCH = 400  # rows per multi-row statement (SQLite allows 32766 bound variables)
 #: Address space an SQLite store is read through (memory-mapped; the pages are the OS file cache).
@@ -118,6 +120,35 @@ class Dialect:
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self.is_sqlite else value
 
+    def metadata_match(self, where: MetadataFilter, table: str = "documents") -> tuple[str, dict[str, Any]]:
+        """A SQL condition on ``table``'s ``metadata`` JSON that holds where ``where`` does, and
+        its parameters (named ``mf...``, so it joins any statement). SQLite compares the JSON
+        value's type and value (``json_type``, ``json_extract``); PostgreSQL compares ``jsonb``
+        values, whose equality is the same (``3 = 3.0``, ``true`` no number)."""
+        column = f"{table}.metadata"
+        conditions: list[str] = []
+        params: dict[str, Any] = {}
+        for i, (key, values) in enumerate(where.clauses):
+            path = f"mf{i}"
+            if self.is_sqlite:
+                params[path] = f'$."{key}"'
+                kind, value = f"json_type({column}, :{path})", f"json_extract({column}, :{path})"
+                options = []
+                for j, v in enumerate(values):
+                    if isinstance(v, bool):
+                        options.append(f"{kind} = '{'true' if v else 'false'}'")
+                        continue
+                    params[f"{path}v{j}"] = v
+                    types = "'text'" if isinstance(v, str) else "'integer', 'real'"
+                    options.append(f"({kind} IN ({types}) AND {value} = :{path}v{j})")
+                conditions.append("(" + " OR ".join(options) + ")")
+            else:
+                params[path] = key
+                params |= {f"{path}v{j}": json.dumps(v) for j, v in enumerate(values)}
+                listed = ", ".join(f"CAST(:{path}v{j} AS jsonb)" for j in range(len(values)))
+                conditions.append(f"(CAST({column} AS jsonb) -> CAST(:{path} AS text)) IN ({listed})")
+        return " AND ".join(conditions), params
+
     # -- the keyword index: FTS5 on SQLite; on PostgreSQL a generated tsvector column ----------
 
     def index_text(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -136,6 +167,18 @@ class Dialect:
                 {"ids": list(chunk_ids)},
             )
 
+    def unindex_namespace(self, conn: Connection, namespace: str) -> int:
+        """Remove a namespace's chunks from the keyword index; how many rows went (PostgreSQL's
+        index is a column of the chunks, so nothing is left to remove there)."""
+        if not self.is_sqlite:
+            return 0
+        removed = conn.execute(text("DELETE FROM chunks_fts WHERE namespace = :ns"), {"ns": namespace}).rowcount
+        # FTS5 deletes by adding delete markers; the terms stay in its pages until a merge. A
+        # forgotten namespace must leave none behind, so the index is merged now (a rewrite of
+        # the index, which is why only a forget does it).
+        conn.execute(text("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize')"))
+        return removed or 0
+
     def reindex_text(self, conn: Connection) -> None:
         """Make the keyword index hold exactly the stored chunks."""
         if self.is_sqlite:
@@ -147,13 +190,19 @@ class Dialect:
                 )
             )
 
-    def keyword_query(self, terms: Sequence[str], *, since: bool, until: bool) -> tuple[str, str]:
+    def keyword_query(
+        self, terms: Sequence[str], *, since: bool, until: bool, metadata: str | None = None
+    ) -> tuple[str, str]:
         """The SQL of a keyword search for any of ``terms`` in the chunks of ``:ns``, best first,
-        at most ``:limit``, observed in ``[:since, :until)`` where those are bound: BM25 on SQLite,
-        ``ts_rank_cd`` on PostgreSQL. Returns the statement and the value to bind as ``:q``."""
+        at most ``:limit``, observed in ``[:since, :until)`` where those are bound, of the
+        documents ``metadata`` holds for (a condition on ``d``, from :meth:`metadata_match`):
+        BM25 on SQLite, ``ts_rank_cd`` on PostgreSQL. Returns the statement and the value to bind
+        as ``:q``."""
         time_filter = (" AND d.observed_at >= :since" if since else "") + (
             " AND d.observed_at < :until" if until else ""
         )
+        if metadata:
+            time_filter += f" AND {metadata}"
         if self.is_sqlite:
             join = " JOIN chunks c ON c.id = f.chunk_id JOIN documents d ON d.id = c.document_id" if time_filter else ""
             sql = (

@@ -130,6 +130,12 @@ class GraphStore:
         with self.writing("deleting a document") as conn:
             return writes.delete_document(conn, self.dialect, document_id)
 
+    def forget_namespace(self, namespace: str) -> tuple[dict[str, int], list[str]]:
+        """Delete every row of ``namespace`` in one transaction: the rows deleted per table, and
+        the ids of the chunks deleted (their vectors are the caller's to remove)."""
+        with self.writing("forgetting a namespace") as conn:
+            return writes.forget_namespace(conn, self.dialect, namespace)
+
     # -- reads -------------------------------------------------------------------------------
 
     def document(self, document_id: str) -> DocumentRow | None:

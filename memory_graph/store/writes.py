@@ -18,7 +18,18 @@ from sqlalchemy import and_, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from memory_graph.records import Extraction
-from memory_graph.schema import Chunk, Document, Entity, EntityAlias, Mention, Relation, RelationEvidence
+from memory_graph.schema import (
+    Chunk,
+    Document,
+    Entity,
+    EntityAlias,
+    EntityMerge,
+    Mention,
+    ReingestBatch,
+    ReingestJob,
+    Relation,
+    RelationEvidence,
+)
 from memory_graph.store.engine import Dialect, batches, utcnow
 from memory_graph.store.rows import DocumentRow
 from memory_graph.vocabulary import normalize_key
@@ -443,3 +454,31 @@ def delete_document(conn: Connection, dialect: Dialect, document_id: str) -> Doc
     remove_chunks(conn, dialect, chunk_ids)
     conn.execute(update(Document).where(Document.id == document_id).values(deleted_at=utcnow(), text=""))
     return DocumentRow(row.id, row.namespace, row.external_id, chunk_ids, True)
+
+
+def forget_namespace(conn: Connection, dialect: Dialect, namespace: str) -> tuple[dict[str, int], list[str]]:
+    """Delete every row of ``namespace`` from every table (documents with their tombstones,
+    chunks and their keyword index, the graph, merges, re-ingest jobs): how many rows of each,
+    and the ids of the chunks deleted (whose vectors go next). Dependants go first, so no
+    foreign key is ever left dangling, whatever the dialect's cascades."""
+    chunk_ids = list(conn.execute(select(Chunk.id).where(Chunk.namespace == namespace)).scalars())
+    counts: dict[str, int] = {}
+
+    def gone(name: str, statement: Any) -> None:
+        counts[name] = conn.execute(statement).rowcount or 0
+
+    gone("evidence", delete(RelationEvidence).where(RelationEvidence.namespace == namespace))
+    gone("mentions", delete(Mention).where(Mention.namespace == namespace))
+    gone("relations", delete(Relation).where(Relation.namespace == namespace))
+    gone("merges", delete(EntityMerge).where(EntityMerge.namespace == namespace))
+    gone("aliases", delete(EntityAlias).where(EntityAlias.namespace == namespace))
+    # An entity's merged_into points within its namespace (merges never cross one).
+    conn.execute(update(Entity).where(Entity.namespace == namespace).values(merged_into=None))
+    gone("entities", delete(Entity).where(Entity.namespace == namespace))
+    dialect.unindex_namespace(conn, namespace)
+    gone("chunks", delete(Chunk).where(Chunk.namespace == namespace))
+    gone("documents", delete(Document).where(Document.namespace == namespace))
+    jobs = select(ReingestJob.id).where(ReingestJob.namespace == namespace)
+    conn.execute(delete(ReingestBatch).where(ReingestBatch.job_id.in_(jobs)))
+    gone("reingest_jobs", delete(ReingestJob).where(ReingestJob.namespace == namespace))
+    return counts, chunk_ids
