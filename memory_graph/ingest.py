@@ -93,7 +93,7 @@ def check_string(value: Any, what: str, *, max_chars: int, setting: str | None =
     if not isinstance(value, str):
         raise InputError(f"{what} must be a string, not {type(value).__name__}")
     if len(value) > max_chars:
-        fix = f"; split it or raise {setting}" if setting else ""
+        fix = f"; shorten it or raise {setting}" if setting else ""
         raise InputError(f"{what} has {len(value):,} characters, more than the limit of {max_chars:,}{fix}")
     return check_chars(value, what)
 

@@ -26,6 +26,7 @@ from memory_graph import (
     DocumentNotFoundError,
     EntityNotFoundError,
     Extractor,
+    GraphStore,
     InputError,
     MemoryGraphError,
     MemoryGraphWarning,
@@ -216,29 +217,16 @@ def bad_manager(
 ) -> Iterator[MemoryManager]:
     """One manager per database for the whole battery, holding one memory to start with."""
     data = tmp_path_factory.mktemp("bad-inputs")
-    url = None
-    if request.param == "postgresql":
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
-
-        url = request.getfixturevalue("postgres_server_url")
-        engine = create_engine(make_url(url))
-        with engine.begin() as conn:  # the session database is shared: start from empty tables
-            for table in ("reingest_batches", "reingest_jobs", "entity_merges", "relation_evidence", "relations",
-                          "mentions", "entity_aliases", "entities", "chunks", "documents"):  # fmt: skip
-                conn.execute(text(f"DELETE FROM {table}")) if _has_table(conn, table) else None
-        engine.dispose()
+    url = request.getfixturevalue("postgres_server_url") if request.param == "postgresql" else None
     settings = Settings(data_dir=data, database_url=url, collection=f"bad_{request.param}", **LIMITS)
+    graph = GraphStore.from_url(settings.sqlalchemy_url, auto_upgrade=True)
     vectors = VectorStore(make_chroma_client(path=settings.chroma_dir), settings.collection, embedder=embedder)
-    with MemoryManager(settings, vectors=vectors, extractor=extractor) as mm:
-        mm.add("Alice met Bob in Paris last May.", namespace="bad", external_id="seed")
-        yield mm
-
-
-def _has_table(conn: Any, table: str) -> bool:
-    from sqlalchemy import inspect
-
-    return inspect(conn).has_table(table)
+    try:
+        with MemoryManager(settings, graph=graph, vectors=vectors, extractor=extractor) as mm:
+            mm.add("Alice met Bob in Paris last May.", namespace="bad", external_id="seed")
+            yield mm
+    finally:
+        graph.close()
 
 
 def counts(mm: MemoryManager) -> dict[str, Any]:
