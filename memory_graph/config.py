@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # raises an InputError that names the limit and the value; nothing is stored.
     max_text_chars: int = Field(default=1_000_000, ge=1, description="Largest text accepted by add(), in characters.")
     max_query_chars: int = Field(
-        default=20_000, ge=1, description="Longest query accepted by search(), explain() and context(), in characters."
+        default=100_000, ge=1, description="Longest query accepted by search(), explain() and context(), in characters."
     )
     max_k: int = Field(default=1_000, ge=1, description="Largest k (hits asked for) of a search.")
     max_metadata_bytes: int = Field(

@@ -495,3 +495,51 @@ def test_naive_and_aware_times_are_utc(bad_manager: MemoryManager) -> None:
     hits = bad_manager.search("Sybil", namespace="times", k=5)
     times = {h.document_id: h.observed_at for h in hits}
     assert times[naive.document_id] == times[aware.document_id] == datetime(2025, 1, 1, 12, tzinfo=UTC)
+
+
+# -- the server --------------------------------------------------------------------------------
+
+SERVER_CASES: list[tuple[str, str, str | dict[str, Any], int, str]] = [
+    ("nul-text", "memories", {"text": "a\u0000b"}, 422, "NUL"),
+    ("surrogate-text", "memories", '{"text": "bad \\ud800 text"}', 422, "lone surrogate"),
+    ("surrogate-meta", "memories", '{"text": "ok", "metadata": {"v": "\\udfff"}}', 422, "lone surrogate"),
+    ("deep-metadata", "memories", {"text": "ok", "metadata": nested(9)}, 422, "deeper than the limit"),
+    ("year-1-east", "memories", {"text": "ok", "observed_at": "0001-01-01T00:00:00+05:00"}, 422, "out of range"),
+    ("huge-metadata", "memories", {"text": "ok", "metadata": {"x": "a" * 70_000}}, 422, "MEMORY_GRAPH_MAX_METADATA"),
+    ("batch-one-bad", "memories/batch", {"memories": [{"text": "Fine."}, {"text": "\u0000"}]}, 422, "NUL"),
+    ("long-query", "search", {"query": "word " * 20_001}, 422, "MEMORY_GRAPH_MAX_QUERY_CHARS"),
+    ("nul-query", "search", {"query": "a\u0000"}, 422, "NUL"),
+    ("bad-since", "search", {"query": "a", "since": "1e20"}, 422, "since"),
+    *[(f"fts-{i}", "search", {"query": q}, 200, "") for i, q in enumerate(['"', "NEAR(", "AND OR", "*", ":"])],
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "path", "payload", "status", "reason"), SERVER_CASES, ids=[c[0] for c in SERVER_CASES]
+)
+def test_bad_inputs_server(server: Any, case: str, path: str, payload: Any, status: int, reason: str) -> None:
+    import httpx
+
+    headers = {"Authorization": "Bearer test-admin-key", "content-type": "application/json"}
+    stats_url = f"{server.url}/v1/stats"
+    before = httpx.get(stats_url, headers=headers).json()
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    r = httpx.post(f"{server.url}/v1/namespaces/s-bad/{path}", content=body, headers=headers, timeout=120)
+    assert r.status_code == status, r.text[:500]
+    if status == 422:
+        detail = r.json()["detail"]
+        assert isinstance(detail, str) and "\n" not in detail and reason in detail, detail
+    assert httpx.get(stats_url, headers=headers).json() == before
+
+
+def test_bad_namespaces_in_server_paths(server: Any) -> None:
+    import httpx
+
+    headers = {"Authorization": "Bearer test-admin-key"}
+    for namespace in ("a%00b", "a%0Ab", "n" * 300):
+        r = httpx.post(f"{server.url}/v1/namespaces/{namespace}/search", json={"query": "a"}, headers=headers)
+        assert r.status_code in (404, 422) and "\n" not in r.json()["detail"], r.text[:300]
+    r = httpx.post(
+        f"{server.url}/v1/namespaces/..%2F..%2Fetc/memories", json={"text": "Dots are fine."}, headers=headers
+    )
+    assert r.status_code in (200, 201, 404), r.text[:300]
