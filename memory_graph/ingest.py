@@ -139,6 +139,8 @@ def make_input(
         raise InputError(f"external_id of {where} must be a string, not {type(external_id).__name__}")
     if external_id is not None:
         external_id = check_string(str(external_id), f"external_id of {where}", max_chars=MAX_ID_CHARS)
+        if not external_id.strip():
+            raise InputError(f"external_id of {where} is empty (leave it out for none)")
     if source is not None:
         check_string(source, f"source of {where}", max_chars=MAX_SOURCE_CHARS)
     return MemoryInput(

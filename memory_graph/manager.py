@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import numbers
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -478,11 +479,12 @@ def check_k(k: Any, max_k: int) -> int:
     Raises:
         InputError: it is not.
     """
-    if isinstance(k, bool) or not isinstance(k, int):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise InputError(f"k must be an integer, not {type(k).__name__} {k!r}")
-    if not 1 <= k <= max_k:
-        raise InputError(f"k is {k}; it must be from 1 to the limit of {max_k:,} (MEMORY_GRAPH_MAX_K)")
-    return k
+    value = int(k)
+    if not 1 <= value <= max_k:
+        raise InputError(f"k is {value}; it must be from 1 to the limit of {max_k:,} (MEMORY_GRAPH_MAX_K)")
+    return value
 
 
 def _could_be_document_id(document_id: Any) -> bool:

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from memory_graph import (
@@ -133,6 +134,7 @@ ADD_CASES: list[tuple[str, Call, Any]] = [
     ("id-too-long", add(external_id="x" * 600), InputError),
     ("id-dict", add(external_id={"a": 1}), InputError),
     ("id-bool", add(external_id=True), InputError),
+    ("id-blank", add(external_id="  "), InputError),
     ("id-int", add("Carol visited Rome.", external_id=12), STORED),
     ("source-int", add(source=5), InputError),
     ("source-nul", add(source="a\x00"), InputError),
@@ -185,6 +187,8 @@ READ_CASES: list[tuple[str, Call, Any]] = [
     ("k-str", search(k="5"), InputError),
     ("k-none", search(k=None), InputError),
     ("k-limit", search(k=50), OK),
+    ("k-numpy-int", search(k=np.int64(3)), OK),
+    ("k-numpy-float", search(k=np.float64(3)), InputError),
     ("since-1e20", search(since=1e20), InputError),
     ("until-garbage", search(until="soon"), InputError),
     ("as-of-max", search(as_of=datetime.max), InputError),
