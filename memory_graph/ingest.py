@@ -228,12 +228,11 @@ def parse_time(value: datetime | date | str | float | None, *, what: str = "time
         return None
     try:
         when = _to_datetime(value)
-    except (OverflowError, OSError, ValueError):
-        when = None
-        if not isinstance(value, str):
-            raise InputError(
-                f"{what} {value!r} is out of range (between the years {EARLIEST.year} and {LATEST.year - 1})"
-            ) from None
+    except (OverflowError, OSError, ValueError):  # a time beyond datetime's range (a string's too)
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        raise InputError(
+            f"{what} {shown!r} is out of range (between the years {EARLIEST.year} and {LATEST.year - 1})"
+        ) from None
     if when is None:
         shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
         raise InputError(f"{what} {shown!r} is not a date/time (use a datetime or an ISO 8601 string)")

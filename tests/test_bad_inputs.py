@@ -161,7 +161,8 @@ ADD_CASES: list[tuple[str, Call, Any]] = [
 
 
 def search(query: Any = "Where did Alice meet Bob?", **kwargs: Any) -> Call:
-    return lambda mm: mm.search(query, namespace=kwargs.pop("namespace", "bad"), **kwargs)
+    namespace = kwargs.pop("namespace", "bad")
+    return lambda mm: mm.search(query, namespace=namespace, **kwargs)
 
 
 READ_CASES: list[tuple[str, Call, Any]] = [
