@@ -10,6 +10,7 @@ import functools
 import json
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,11 +39,7 @@ class AppContext:
             overrides["database_url"] = self.database_url
         if self.url is not None:
             overrides["url"] = self.url
-        try:
-            return Settings(**overrides)
-        except ValueError as exc:  # pydantic's ValidationError
-            first = str(exc).splitlines()
-            raise ConfigError(f"invalid setting: {' '.join(first[1:3]) if len(first) > 2 else exc}") from exc
+        return Settings(**overrides)  # an invalid value is a one-line ConfigError already
 
     def manager(self) -> Any:
         from memory_graph.manager import MemoryManager
@@ -125,7 +122,13 @@ as_of_option = click.option(
 @click.pass_context
 def cli(ctx: click.Context, data_dir: Path | None, database_url: str | None, url: str | None, debug: bool) -> None:
     """Entity-aware knowledge-graph memory: ingest text, query it with its graph context."""
+    warnings.showwarning = _show_warning
     ctx.obj = AppContext(data_dir, database_url, debug, url)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A warning as one line on stderr (a misspelt MEMORY_GRAPH_* variable, for example)."""
+    click.echo(f"warning: {' '.join(str(message).split())}", err=True)
 
 
 @cli.command()

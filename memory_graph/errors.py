@@ -15,6 +15,9 @@
     │   └── DocumentNotFoundError
     └── RemoteError                       a memory-graph server could not be reached or failed
         └── AccessDeniedError (PermissionError)  the server refused the API key (401/403)
+
+    MemoryGraphWarning (UserWarning)      something is ignored that was likely meant (a misspelt
+                                          MEMORY_GRAPH_* variable)
 """
 
 from __future__ import annotations
@@ -59,8 +62,14 @@ class NotFoundError(MemoryGraphError, LookupError):
         self.kind = kind
         self.key = key
         self.namespace = namespace
-        where = f" in namespace {namespace!r}" if namespace is not None else ""
-        super().__init__(f"no {kind} {key!r}{where}")
+        where = f" in namespace {_shown(namespace)}" if namespace is not None else ""
+        super().__init__(f"no {kind} {_shown(key)}{where}")
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: a message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 4]}...{text[-1]}"
 
 
 class EntityNotFoundError(NotFoundError):
@@ -87,3 +96,7 @@ class RemoteError(MemoryGraphError):
 
 class AccessDeniedError(RemoteError, PermissionError):
     """The server refused the API key: none or unknown (401), or not for this namespace (403)."""
+
+
+class MemoryGraphWarning(UserWarning):
+    """Something was ignored that was probably meant: the message says what and what to do."""

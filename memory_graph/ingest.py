@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from memory_graph.chunking import chunk_text, content_hash
+from memory_graph.config import Settings
 from memory_graph.errors import InputError
 from memory_graph.extraction import Extractor
 from memory_graph.records import ExtractedEntity, MemoryRecord
@@ -43,75 +45,210 @@ class MemoryInput:
     source: str | None
 
 
+@dataclass(frozen=True)
+class InputLimits:
+    """The limits a memory's fields are checked against (from :class:`Settings`)."""
+
+    max_chars: int = 1_000_000
+    max_metadata_bytes: int = 65_536
+    max_metadata_depth: int = 8
+
+    @classmethod
+    def of(cls, settings: Settings) -> InputLimits:
+        return cls(settings.max_text_chars, settings.max_metadata_bytes, settings.max_metadata_depth)
+
+
+#: The times accepted (``observed_at``, ``since``, ``until``, ``as_of``): far enough inside
+#: ``datetime``'s range that the arithmetic on them (turn gaps, "next year" in a text) cannot overflow.
+EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+#: The longest ``external_id`` and ``source`` (the columns' sizes) and namespace.
+MAX_ID_CHARS = 512
+MAX_SOURCE_CHARS = 255
+MAX_NAMESPACE_CHARS = 255
+
+
+def check_chars(value: str, what: str) -> str:
+    """``value`` if every database and the vector store can hold it: no NUL, no lone surrogate.
+
+    Raises:
+        InputError: it holds a NUL character or a lone surrogate (not valid Unicode).
+    """
+    nul = value.find("\x00")
+    if nul >= 0:
+        raise InputError(f"{what} contains a NUL character (at character {nul})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{what} is not valid Unicode (lone surrogate at character {exc.start})") from None
+    return value
+
+
+def check_string(value: Any, what: str, *, max_chars: int, setting: str | None = None) -> str:
+    """A string field: a ``str`` of at most ``max_chars`` characters that the stores can hold.
+
+    Raises:
+        InputError: it is not a string, too long, or holds NUL or a lone surrogate.
+    """
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a string, not {type(value).__name__}")
+    if len(value) > max_chars:
+        fix = f"; shorten it or raise {setting}" if setting else ""
+        raise InputError(f"{what} has {len(value):,} characters, more than the limit of {max_chars:,}{fix}")
+    return check_chars(value, what)
+
+
+def check_namespace(namespace: Any) -> str:
+    """A namespace: a non-blank string of at most 255 characters, no control characters.
+    It is a key, never a path: ``"../x"`` is a namespace like any other.
+
+    Raises:
+        InputError: it is not one.
+    """
+    if not isinstance(namespace, str) or not namespace.strip() or len(namespace) > MAX_NAMESPACE_CHARS:
+        shown = namespace if not isinstance(namespace, str) else namespace[:40] + ("..." if len(namespace) > 40 else "")
+        raise InputError(f"namespace {shown!r} must be a non-empty string of at most {MAX_NAMESPACE_CHARS} characters")
+    check_chars(namespace, "namespace")
+    if any(unicodedata.category(c) == "Cc" for c in namespace):
+        raise InputError(f"namespace {namespace!r} contains control characters")
+    return namespace
+
+
 def make_input(
     text: Any,
     *,
-    namespace: str,
+    namespace: Any,
     metadata: Mapping[str, Any] | None = None,
     observed_at: datetime | date | str | None = None,
     external_id: Any = None,
-    source: str | None = None,
-    max_chars: int,
+    source: Any = None,
+    limits: InputLimits = InputLimits(),
     where: str = "text",
 ) -> MemoryInput:
     """Validate one memory's fields.
 
     Raises:
-        InputError: the text is not a string, empty, too long or not encodable; the metadata is
-            not a JSON object; ``observed_at`` is not a date; the namespace is empty.
+        InputError: the text is not a string, empty, too long or holds NUL or a lone surrogate;
+            the metadata is not a JSON object within the limits; ``observed_at`` is not a date
+            in range; the namespace, ``external_id`` or ``source`` is malformed.
     """
-    if not isinstance(text, str):
-        raise InputError(f"{where} must be a string, not {type(text).__name__}")
-    if not text.strip():
+    if isinstance(text, str) and not text.strip():
         raise InputError(f"{where} is empty")
-    if len(text) > max_chars:
-        raise InputError(
-            f"{where} has {len(text):,} characters, more than the limit of {max_chars:,}; "
-            "split it or raise MEMORY_GRAPH_MAX_TEXT_CHARS"
-        )
-    if "\x00" in text:
-        raise InputError(f"{where} contains NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"{where} is not valid Unicode (lone surrogate at character {exc.start})") from exc
-    if not isinstance(namespace, str) or not namespace.strip() or len(namespace) > 255:
-        raise InputError(f"namespace {namespace!r} must be a non-empty string of at most 255 characters")
-    meta = _check_metadata(metadata, where)
+    check_string(text, where, max_chars=limits.max_chars, setting="MEMORY_GRAPH_MAX_TEXT_CHARS")
+    if isinstance(external_id, bool) or not isinstance(external_id, (str, int, type(None))):
+        raise InputError(f"external_id of {where} must be a string, not {type(external_id).__name__}")
+    if external_id is not None:
+        external_id = check_string(str(external_id), f"external_id of {where}", max_chars=MAX_ID_CHARS)
+        if not external_id.strip():
+            raise InputError(f"external_id of {where} is empty (leave it out for none)")
+    if source is not None:
+        check_string(source, f"source of {where}", max_chars=MAX_SOURCE_CHARS)
     return MemoryInput(
         text=text,
-        namespace=namespace,
-        metadata=meta,
+        namespace=check_namespace(namespace),
+        metadata=check_metadata(metadata, where, limits),
         observed_at=parse_time(observed_at, what=f"observed_at of {where}") or datetime.now(UTC),
-        external_id=None if external_id is None else str(external_id),
+        external_id=external_id,
         source=source,
     )
 
 
-def _check_metadata(metadata: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+def check_metadata(metadata: Any, where: str, limits: InputLimits = InputLimits()) -> dict[str, Any]:
+    """Metadata as the JSON object it is stored as (dates become ISO strings).
+
+    The walk is iterative and stops at the depth limit, so a deeply nested or self-containing
+    value is refused rather than exhausting the stack.
+
+    Raises:
+        InputError: not a mapping; a key is not a string; a value is not JSON (sets, bytes,
+            NaN, other objects); a string holds NUL or a lone surrogate; deeper than
+            ``max_metadata_depth`` or larger than ``max_metadata_bytes``.
+    """
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise InputError(f"metadata of {where} must be a mapping, not {type(metadata).__name__}")
-    meta = dict(metadata)
+    stack: list[tuple[Any, int, str]] = [(metadata, 1, "metadata")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, (Mapping, list, tuple)):
+            if depth > limits.max_metadata_depth:
+                raise InputError(
+                    f"metadata of {where} is nested deeper than the limit of {limits.max_metadata_depth} "
+                    f"(at {path}); flatten it or raise MEMORY_GRAPH_MAX_METADATA_DEPTH"
+                )
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise InputError(
+                            f"metadata of {where} has the key {key!r} ({type(key).__name__}) at {path}; "
+                            "keys must be strings"
+                        )
+                    check_chars(key, f"a key of {path} of {where}")
+                    stack.append((item, depth + 1, f"{path}.{key}"))
+            else:
+                stack.extend((item, depth + 1, f"{path}[{i}]") for i, item in enumerate(value))
+        elif isinstance(value, str):
+            check_chars(value, f"{path} of {where}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"{path} of {where} is {value!r}, which JSON cannot hold")
+        elif not isinstance(value, (bool, int, float, datetime, date, type(None))):
+            raise InputError(f"{path} of {where} is a {type(value).__name__}, not a JSON value")
     try:
-        json.dumps(meta, allow_nan=False, default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"metadata of {where} is not JSON-serialisable: {exc}") from exc
-    clean: dict[str, Any] = json.loads(json.dumps(meta, default=_json_default))
+        encoded = json.dumps(metadata, default=_json_default, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:  # e.g. an int too long to print
+        raise InputError(f"metadata of {where} is not JSON-serialisable: {exc}") from None
+    size = len(encoded.encode("utf-8"))
+    if size > limits.max_metadata_bytes:
+        raise InputError(
+            f"metadata of {where} is {size:,} bytes of JSON, more than the limit of {limits.max_metadata_bytes:,}; "
+            "raise MEMORY_GRAPH_MAX_METADATA_BYTES"
+        )
+    clean: dict[str, Any] = json.loads(encoded)
     return clean
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def parse_time(value: datetime | date | str | float | None, *, what: str = "time") -> datetime | None:
-    """A timezone-aware UTC datetime from a datetime, date, ISO 8601 string or epoch seconds."""
+    """A timezone-aware UTC datetime from a datetime, date, ISO 8601 string or epoch seconds.
+
+    A datetime or string without a timezone is taken as UTC.
+
+    Raises:
+        InputError: not a date/time, or outside :data:`EARLIEST` .. :data:`LATEST`.
+    """
     if value is None or value == "":
         return None
+    try:
+        when = _to_datetime(value)
+    except (OverflowError, OSError, ValueError):  # a time beyond datetime's range (a string's too)
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        raise InputError(
+            f"{what} {shown!r} is out of range (between the years {EARLIEST.year} and {LATEST.year - 1})"
+        ) from None
+    if when is None:
+        shown = value if not isinstance(value, str) or len(value) <= 60 else value[:57] + "..."
+        raise InputError(f"{what} {shown!r} is not a date/time (use a datetime or an ISO 8601 string)")
+    if not EARLIEST <= when < LATEST:
+        raise InputError(
+            f"{what} {when.isoformat()} is out of range (between the years {EARLIEST.year} and {LATEST.year - 1})"
+        )
+    return when
+
+
+def _to_datetime(value: Any) -> datetime | None:
+    """``value`` as an aware UTC datetime; None when it is no kind of time.
+
+    Raises:
+        OverflowError, OSError, ValueError: a time beyond what ``datetime`` holds.
+    """
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
@@ -120,10 +257,11 @@ def parse_time(value: datetime | date | str | float | None, *, what: str = "time
         return datetime.fromtimestamp(float(value), UTC)
     if isinstance(value, str):
         try:
-            return parse_time(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            pass
-    raise InputError(f"{what} {value!r} is not a date/time (use a datetime or an ISO 8601 string)")
+            return None
+        return _to_datetime(parsed)
+    return None
 
 
 def document_id(namespace: str, doc_key: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import numbers
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,10 +22,20 @@ import numpy as np
 from memory_graph import consistency
 from memory_graph.config import Settings
 from memory_graph.context import TokenCounter, approx_tokens, render_context
-from memory_graph.errors import ConfigError, DocumentNotFoundError, EntityNotFoundError, InputError
+from memory_graph.errors import ConfigError, DocumentNotFoundError, EntityNotFoundError, InputError, NotFoundError
 from memory_graph.extraction import Extractor
 from memory_graph.filters import MetadataFilter, parse_where
-from memory_graph.ingest import ROW_KEYS, MemoryInput, make_input, parse_time, store_memories
+from memory_graph.ingest import (
+    ROW_KEYS,
+    InputLimits,
+    MemoryInput,
+    check_chars,
+    check_namespace,
+    check_string,
+    make_input,
+    parse_time,
+    store_memories,
+)
 from memory_graph.records import (
     ConsistencyReport,
     EntityRef,
@@ -159,7 +170,8 @@ class MemoryManager:
         self.close()
 
     def _namespace(self, namespace: str | None) -> str:
-        return self.settings.namespace if namespace is None else namespace
+        """The namespace given, checked, or the settings' one when none is given."""
+        return check_namespace(self.settings.namespace if namespace is None else namespace)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -189,7 +201,7 @@ class MemoryManager:
             observed_at=observed_at,
             external_id=external_id,
             source=source,
-            max_chars=self.settings.max_text_chars,
+            limits=InputLimits.of(self.settings),
         )
         return self.add_validated([item])[0]
 
@@ -209,6 +221,12 @@ class MemoryManager:
         Raises:
             InputError: a row is malformed; the message names its position.
         """
+        if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+            raise InputError(f"rows must be an iterable of mappings, not {type(rows).__name__}")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise InputError(f"batch_size must be a positive integer, not {batch_size!r}")
         items = self.validate_rows(rows, namespace=namespace)
         size = batch_size or self.settings.batch_size
         records: list[MemoryRecord] = []
@@ -236,14 +254,12 @@ class MemoryManager:
             raise InputError(f"{where} must be a mapping with a 'text' key, not {type(row).__name__}")
         unknown = set(row) - ROW_KEYS
         if unknown:
-            raise InputError(f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(ROW_KEYS)}")
+            raise InputError(f"{where} has unknown keys {sorted(unknown, key=repr)}; allowed: {sorted(ROW_KEYS)}")
         if "text" not in row:
             raise InputError(f"{where} has no 'text'")
         fields = dict(row)
-        fields.setdefault("namespace", self._namespace(namespace))
-        return make_input(
-            fields.pop("text"), max_chars=self.settings.max_text_chars, where=f"text of {where}", **fields
-        )
+        fields["namespace"] = self._namespace(namespace if fields.get("namespace") is None else fields["namespace"])
+        return make_input(fields.pop("text"), limits=InputLimits.of(self.settings), where=f"text of {where}", **fields)
 
     def add_validated(
         self, items: Sequence[MemoryInput], *, embeddings: Mapping[str, np.ndarray] | None = None
@@ -320,9 +336,15 @@ class MemoryManager:
         own id (of ``namespace`` when one is given), else the live memory whose external id it is
         in ``namespace`` (the default one when omitted)."""
         ns = self._namespace(namespace)
-        if not isinstance(memory_id, str) or not memory_id:
+        if not isinstance(memory_id, str):
+            raise InputError(f"memory id must be a string, not {type(memory_id).__name__}")
+        try:
+            check_chars(memory_id, "memory id")
+        except InputError:
+            raise DocumentNotFoundError(memory_id, ns) from None  # no stored id holds such characters
+        if not memory_id:
             raise DocumentNotFoundError(memory_id, ns)
-        row = self.graph.document(memory_id)
+        row = self.graph.document(memory_id) if _could_be_document_id(memory_id) else None
         if row is not None and not row.deleted and (namespace is None or row.namespace == namespace):
             return row
         # The external id is the document's key; a key is also "sha256:<hash>" for a memory
@@ -358,8 +380,9 @@ class MemoryManager:
         states of each hit's relations carry their status (current, former, planned) then.
 
         Raises:
-            InputError: the query is empty, ``k`` is not positive, or ``where`` is malformed (an
-                unknown operator, a value that is not a string, number or boolean).
+            InputError: the query is empty, longer than ``max_query_chars`` or not valid Unicode;
+                ``k`` is not an integer from 1 to ``max_k``; a time is not a date in range; ``where``
+                is malformed (an unknown operator, a value that is not a string, number or boolean).
         """
         ns, since_at, until_at, metadata = self._search_scope(query, namespace, k, since, until, where)
         as_of_at = parse_time(as_of, what="as_of")
@@ -371,10 +394,10 @@ class MemoryManager:
         self, query: Any, namespace: str | None, k: Any, since: Any, until: Any, where: Any
     ) -> tuple[str, datetime | None, datetime | None, MetadataFilter | None]:
         """The checked namespace, time window and filter of :meth:`search` and :meth:`explain`."""
-        if not isinstance(query, str) or not query.strip():
+        if isinstance(query, str) and not query.strip():
             raise InputError("query is empty")
-        if not isinstance(k, int) or k < 1:
-            raise InputError(f"k must be a positive integer, not {k!r}")
+        check_string(query, "query", max_chars=self.settings.max_query_chars, setting="MEMORY_GRAPH_MAX_QUERY_CHARS")
+        check_k(k, self.settings.max_k)
         since_at, until_at = parse_time(since, what="since"), parse_time(until, what="until")
         return self._namespace(namespace), since_at, until_at, parse_where(where)
 
@@ -413,6 +436,8 @@ class MemoryManager:
         """Prompt-ready text: the hits for ``query`` and their relations, within ``max_tokens``.
         A replaced value is marked as replaced, so that a reader does not take it for current.
         ``where`` filters on metadata as in :meth:`search`."""
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InputError(f"max_tokens must be a positive integer, not {max_tokens!r}")
         hits = self.search(query, namespace=namespace, k=k, since=since, until=until, as_of=as_of, where=where)
         return render_context(hits, max_tokens=max_tokens, count_tokens=count_tokens)
 
@@ -428,7 +453,8 @@ class MemoryManager:
             EntityNotFoundError: no entity of the namespace has that name or alias.
         """
         ns = self._namespace(namespace)
-        found = self.graph.find_entities(ns, [normalize_key(name)]) if name and name.strip() else []
+        check_string(name, "entity name", max_chars=self.settings.max_query_chars)
+        found = self.graph.find_entities(ns, [normalize_key(name)]) if name.strip() else []
         if not found:
             raise EntityNotFoundError(name, ns)
         entity = found[0]
@@ -468,6 +494,10 @@ class MemoryManager:
         Raises:
             NotFoundError: there is no such merge, or it was already undone.
         """
+        if isinstance(merge_id, bool) or not isinstance(merge_id, int):
+            raise InputError(f"merge id must be an integer, not {type(merge_id).__name__}")
+        if not 0 < merge_id < 2**63:  # no merge has it (and the database could not compare it)
+            raise NotFoundError("merge", merge_id)
         with self._write_lock:
             self.graph.undo_merge(merge_id)
 
@@ -500,13 +530,43 @@ class MemoryManager:
 
     def stats(self, namespace: str | None = None) -> Stats:
         """Row counts of both stores, for one namespace or all."""
-        counts = self.graph.stats(namespace)
+        counts = self.graph.stats(None if namespace is None else check_namespace(namespace))
         return Stats(namespace=namespace, vectors=self.vectors.count(namespace), **dataclasses.asdict(counts))
 
     def verify(self, *, repair: bool = False) -> ConsistencyReport:
         """Check that both stores agree; with ``repair``, fix them from the SQL side."""
         with self._write_lock:
             return consistency.verify(self.graph, self.vectors, repair=repair)
+
+
+def check_k(k: Any, max_k: int) -> int:
+    """``k``: an integer (not a bool) from 1 to ``max_k``.
+
+    Raises:
+        InputError: it is not.
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise InputError(f"k must be an integer, not {type(k).__name__} {k!r}")
+    value = int(k)
+    if not 1 <= value <= max_k:
+        raise InputError(f"k is {value}; it must be from 1 to the limit of {max_k:,} (MEMORY_GRAPH_MAX_K)")
+    return value
+
+
+def _could_be_document_id(document_id: Any) -> bool:
+    """Whether a stored document could have this id (a string of at most 64 characters that the
+    database can compare); anything else names no document.
+
+    Raises:
+        InputError: the id is not a string.
+    """
+    if not isinstance(document_id, str):
+        raise InputError(f"document id must be a string, not {type(document_id).__name__}")
+    try:
+        check_chars(document_id, "document id")
+    except InputError:
+        return False
+    return 0 < len(document_id) <= 64
 
 
 def prepare_data_dir(settings: Settings) -> None:

@@ -38,6 +38,7 @@ from typing import Any
 
 from memory_graph.errors import ConfigError, InputError
 from memory_graph.files import read_text_file
+from memory_graph.ingest import MAX_ID_CHARS, check_string
 from memory_graph.reingest.sources import ListSource, SourceRecord, record_row
 
 #: Fields that hold a memory's text, in the order they are looked for.
@@ -192,6 +193,9 @@ def read_sqlite(path: Path) -> tuple[list[SourceRecord], list[str]]:
         raise _sqlite_error(path, exc) from exc
     try:
         conn.row_factory = sqlite3.Row
+        # Text that is not UTF-8 becomes lone surrogates, so that its record is skipped and
+        # reported (not valid Unicode) instead of the whole read failing.
+        conn.text_factory = lambda data: data.decode("utf-8", "surrogateescape")
         try:
             tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
         except sqlite3.Error as exc:
@@ -341,30 +345,45 @@ _JSONL_OWN = {"id", "external_id", "text", "metadata", "observed_at", "timestamp
 
 
 def read_jsonl(path: Path) -> tuple[list[SourceRecord], list[str]]:
-    """Records of JSONL files: a bad line is a skipped record, not a failed import."""
+    """Records of JSONL files: a bad line (not UTF-8, not JSON, bad fields) is a skipped record,
+    not a failed import. Each line is decoded on its own, so one line of other bytes spoils
+    only itself."""
     records: list[SourceRecord] = []
     for file in _files(path, (".jsonl", ".ndjson"), "JSONL"):
         rel = _relative(file, path)
-        lines = read_text_file(file).splitlines()
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{file}: cannot read ({exc.strerror})") from exc
         found = 0
-        for lineno, line in enumerate(lines, 1):
-            if line.strip():
+        for lineno, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+            if raw.strip():
                 found += 1
-                records.append(_jsonl_record(line, where=f"{rel}:{lineno}"))
+                records.append(_jsonl_record(raw, where=f"{rel}:{lineno}"))
         if not found:
             raise InputError(f"{file}: no records (the file is empty)")
     return records, []
 
 
-def _jsonl_record(line: str, *, where: str) -> SourceRecord:
+def _jsonl_record(raw: bytes, *, where: str) -> SourceRecord:
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return SourceRecord(
+            where, None, problem=f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        )
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         return SourceRecord(where, None, problem=f"invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return SourceRecord(where, None, problem="invalid JSON: nested too deeply")
     if not isinstance(obj, dict):
         return SourceRecord(where, None, problem=f"expected a JSON object, got {type(obj).__name__}")
     raw_id = obj.get("id", obj.get("external_id"))
     record_id = where if raw_id is None else str(raw_id)
+    if (bad := _unusable_id(record_id)) is not None:
+        return SourceRecord(where, None, problem=f"{where}: the id {bad}")
     if not isinstance(obj.get("text"), str):
         return SourceRecord(record_id, None, problem=_at(where, record_id, "no 'text' string"))
     meta = obj.get("metadata") or {}
@@ -379,6 +398,16 @@ def _jsonl_record(line: str, *, where: str) -> SourceRecord:
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _unusable_id(record_id: str) -> str | None:
+    """Why a record's id cannot be its ``external_id`` (the record is then named by its place),
+    or None when it can."""
+    try:
+        check_string(record_id, "id", max_chars=MAX_ID_CHARS)
+    except InputError as exc:
+        return str(exc).removeprefix("id ")
+    return None
 
 
 def _at(where: str, record_id: str, problem: str) -> str:

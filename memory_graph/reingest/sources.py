@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from memory_graph.chunking import content_hash
-
 #: Metadata keys read as the time a memory was observed (first present wins).
 TIME_KEYS = ("observed_at", "timestamp", "created_at")
 #: Vector sizes of the embedding models we know, by normalised name.
@@ -76,9 +74,11 @@ class ListSource:
             digest = hashlib.sha256()
             for r in self.records:
                 text = (r.row or {}).get("text")
-                digest.update(
-                    f"{r.id}\x00{content_hash(text) if isinstance(text, str) else ''}\x00{r.problem or ''}\n".encode()
+                text_hash = (
+                    hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest() if isinstance(text, str) else ""
                 )
+                # surrogatepass: a record that is not valid Unicode is reported by the job, not here.
+                digest.update(f"{r.id}\x00{text_hash}\x00{r.problem or ''}\n".encode("utf-8", "surrogatepass"))
             self.fingerprint = digest.hexdigest()
 
     def __len__(self) -> int:

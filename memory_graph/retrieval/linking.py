@@ -39,22 +39,38 @@ def link_query_entities(
     doc = doc if doc is not None else extractor.tokenize(query)
     runs = capitalised_runs(doc)
     # Part of a longer name is not the name: "Scott" alone is some other Scott than "Scott Derrickson".
-    part_of_name = {(a, b) for run in runs for a in range(run.start, run.end) for b in range(a + 1, run.end + 1)}
+    # (Only n-grams that are looked up: a long run of capitalised words is not quadratic.)
+    part_of_name = {
+        (a, b)
+        for run in runs
+        for a in range(run.start, run.end)
+        for b in range(a + 1, min(run.end, a + MAX_NAME_WORDS) + 1)
+    }
     part_of_name -= {(run.start, run.end) for run in runs}
-    lemmas = [extractor.noun_lemma(token) for token in doc]
+    # Token attributes are read once into lists: slicing the Doc for each n-gram costs time in
+    # proportion to the Doc's length, which made linking quadratic in the query's words.
+    text = doc.text
+    starts = [token.idx for token in doc]
+    ends = [token.idx + len(token) for token in doc]
+    lower = [token.lower_ for token in doc]
+    stop = [token.is_stop for token in doc]
+    breaks = [token.is_punct or token.is_space for token in doc]
+    noun_lemmas: dict[str, str] = {}  # one lemma per distinct word, not per occurrence
+    for token in doc:
+        if token.lower_ not in noun_lemmas:
+            noun_lemmas[token.lower_] = extractor.noun_lemma(token)
+    lemmas = [noun_lemmas[word] for word in lower]
     spans: dict[tuple[int, int], set[str]] = {}
     for start in range(len(doc)):
         for end in range(start + 1, min(len(doc), start + MAX_NAME_WORDS) + 1):
-            token = doc[end - 1]
-            if token.is_punct or token.is_space:
+            if breaks[end - 1]:
                 break
-            if doc[start].is_stop or token.is_stop or (start, end) in part_of_name:
+            if stop[start] or stop[end - 1] or (start, end) in part_of_name:
                 continue
-            text = doc[start:end].text
-            keys = {normalize_key(text)}
+            keys = {normalize_key(text[starts[start] : ends[end - 1]])}
             lemma = lemmas[end - 1]
-            if lemma != token.lower_:
-                keys.add(normalize_key(" ".join([t.lower_ for t in doc[start : end - 1]] + [lemma])))
+            if lemma != lower[end - 1]:
+                keys.add(normalize_key(" ".join([*lower[start : end - 1], lemma])))
             spans[(start, end)] = keys
     found = reads.match_keys(namespace, [key for keys in spans.values() for key in keys])
     linked: dict[int, EntityRow] = {}
