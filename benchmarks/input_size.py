@@ -120,6 +120,12 @@ def main() -> None:
             report("kB", kb, add_times)
 
     with tempfile.TemporaryDirectory() as tmp, MemoryManager(Settings(data_dir=Path(tmp))) as mm:
+        text = text_of(paras, max(kb) * 1000, 0)
+        try:
+            mm.add(text, namespace="bench")
+            print(f"default limit: a {max(kb):,} kB text is accepted")
+        except InputError as exc:
+            print(f"default limit: a {max(kb):,} kB text is refused: {exc}")
         query = " ".join(words[: max(nwords)])
         try:
             mm.search(query, namespace="bench")

@@ -49,7 +49,7 @@ class MemoryInput:
 class InputLimits:
     """The limits a memory's fields are checked against (from :class:`Settings`)."""
 
-    max_chars: int = 1_000_000
+    max_chars: int = 200_000
     max_metadata_bytes: int = 65_536
     max_metadata_depth: int = 8
 
