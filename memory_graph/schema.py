@@ -281,3 +281,13 @@ class VectorCollection(Base):
     collection: Mapped[str] = mapped_column(String(512), unique=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp())
 
+
+class KeywordTable(Base):
+    """The FTS5 table of a namespace's chunks on SQLite (``store.engine.keyword_table``), made by
+    its first write, so that BM25 reads the namespace's own statistics. Unused on PostgreSQL."""
+
+    __tablename__ = "keyword_tables"
+
+    namespace: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp())
