@@ -233,7 +233,8 @@ class VectorStore:
         self.embedding_model = embedding_model
         self.embed: Embedder = embedder or SentenceTransformerEmbedder(embedding_model)
         self.registry: CollectionRegistry = registry or ChromaRegistry(client)
-        self._ef = _chroma_embedding_function_class()(embedding_model)
+        # Registered with every collection, so they reopen in plain Chroma code too.
+        self.embedding_function = _chroma_embedding_function_class()(embedding_model)
         self._collections: dict[str, Any] = {}  # namespace → its collection, once opened
         self._lock = threading.Lock()
         self.shared: Any = None  # the shared collection of a store written before this layout
@@ -241,7 +242,7 @@ class VectorStore:
 
         with chroma_errors(f"opening collection {collection!r}"):
             try:
-                self.shared = client.get_collection(collection, embedding_function=self._ef)
+                self.shared = client.get_collection(collection, embedding_function=self.embedding_function)
             except NotFoundError:
                 self.shared = None
 
@@ -298,7 +299,7 @@ class VectorStore:
                 self.registry.register_vector_collection(self.name, namespace, name)
                 found = self.client.get_or_create_collection(
                     name,
-                    embedding_function=self._ef,
+                    embedding_function=self.embedding_function,
                     metadata={
                         "hnsw:space": "cosine",
                         "embedding_model": self.embedding_model,
@@ -308,7 +309,7 @@ class VectorStore:
                 )
             else:
                 try:
-                    found = self.client.get_collection(name, embedding_function=self._ef)
+                    found = self.client.get_collection(name, embedding_function=self.embedding_function)
                 except NotFoundError:
                     return None
             self._collections[namespace] = found

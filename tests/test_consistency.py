@@ -67,7 +67,7 @@ def shared_layout(manager: MemoryManager) -> dict[str, set[str]]:
     by_namespace: dict[str, set[str]] = {}
     shared = vs.client.create_collection(
         vs.name,
-        embedding_function=vs._ef,
+        embedding_function=vs.embedding_function,
         metadata={"hnsw:space": "cosine", "embedding_model": vs.embedding_model},
     )
     for namespace in vs.namespaces():
