@@ -240,6 +240,9 @@ class Dialect:
         sql = (
             "SELECT c.id AS id, ts_rank_cd(c.tsv, q, 1) AS score FROM chunks c"
             " JOIN documents d ON d.id = c.document_id, to_tsquery('english', :q) q"
-            " WHERE c.tsv @@ q AND c.namespace = :ns" + time_filter + " ORDER BY score DESC LIMIT :limit"
+            " WHERE c.tsv @@ q AND c.namespace = :ns"
+            + time_filter
+            # Ties (a text said twice) by id: the same order whichever plan the statistics choose.
+            + " ORDER BY score DESC, c.id LIMIT :limit"
         )
         return sql, " | ".join(terms)
