@@ -474,3 +474,32 @@ def test_graph_store_shared_keyword_index_is_split_by_the_migration(tmp_path) ->
     assert reads.keyword_search("Who works at Acme?", namespace="n", limit=5) == []
     assert not graph.graph_problems().any()
     graph.close()
+
+
+def test_graph_store_namespace_records_are_read_by_key(tmp_path) -> None:
+    """The reads of the per-namespace layout (whether a namespace has its keyword table, its
+    vector collections, the namespaces of chunks) are primary-key lookups: SQLite's plans scan
+    no table, however many namespaces the store holds."""
+    from sqlalchemy import event
+
+    graph = GraphStore.from_url(f"sqlite:///{tmp_path / 'plans.db'}", auto_upgrade=True)
+    for ns in ("n", "a", "b"):
+        graph.write_documents([doc(f"{ns}1", "Acme news.", namespace=ns)])
+        graph.register_vector_collection("memory_graph", ns, f"memory_graph-{ns}-0")
+    statements: list[tuple[str, tuple]] = []
+    event.listen(
+        graph.engine, "before_cursor_execute", lambda c, cur, sql, params, *a: statements.append((sql, params))
+    )
+    assert SearchReads(graph).keyword_search("acme", namespace="n", limit=5)[0][0] == "n1-c0"
+    assert graph.vector_collections("memory_graph") == {ns: f"memory_graph-{ns}-0" for ns in ("n", "a", "b")}
+    assert graph.chunk_namespaces(["n1-c0", "a1-c0", "zz"]) == {"n1-c0": "n", "a1-c0": "a"}
+    with graph.engine.connect() as conn:
+        plans = {
+            sql: [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+            for sql, params in list(statements)
+            if "MATCH" not in sql
+        }
+    graph.close()
+    assert len(plans) >= 3
+    for sql, plan in plans.items():
+        assert all(not step.startswith("SCAN") or "VIRTUAL TABLE" in step for step in plan), (sql, plan)
