@@ -381,7 +381,8 @@ def db() -> None:
 @click.pass_obj
 @handle_errors
 def db_upgrade(app: AppContext, revision: str) -> None:
-    """Upgrade the database schema (Alembic).
+    """Upgrade the database schema (Alembic), then move the vectors of a store written with one
+    shared Chroma collection into one collection per namespace (no embedding again).
 
     Example:
         memory-graph --database-url postgresql+psycopg://postgres@localhost/memory db upgrade
@@ -399,6 +400,11 @@ def db_upgrade(app: AppContext, revision: str) -> None:
     finally:
         engine.dispose()
     click.echo(f"database at revision {reached}")
+    if revision == "head":
+        with app.manager() as mm:
+            moved = mm.upgrade_vectors()
+        if moved:
+            click.echo(f"moved {moved} vectors into one collection per namespace")
 
 
 @db.command("current")

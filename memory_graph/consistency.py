@@ -32,26 +32,32 @@ def verify(graph: GraphStore, vectors: VectorIndex, *, repair: bool = False) -> 
     rows; with ``repair``, re-index and delete from the SQL side, then check again.
     """
     missing: list[str] = []
-    for ids in graph.iter_chunk_ids():
-        present = vectors.existing_ids(ids)
-        missing += [cid for cid in ids if cid not in present]
-    orphans: list[str] = []
-    for ids in vectors.iter_ids():
-        known = graph.existing_chunk_ids(ids)
-        orphans += [vid for vid in ids if vid not in known]
+    for groups in graph.iter_chunk_ids_by_namespace():
+        for chunk_namespace, chunk_ids in groups.items():
+            present = vectors.existing_ids(chunk_ids, namespace=chunk_namespace)
+            missing += [cid for cid in chunk_ids if cid not in present]
+    # A vector is an orphan when no chunk has its id, or (one collection per namespace) when
+    # its chunk belongs to another namespace than the collection it is in.
+    orphans: dict[str | None, list[str]] = {}
+    for namespace, ids in vectors.iter_namespace_ids():
+        known = graph.chunk_namespaces(ids)
+        wrong = [vid for vid in ids if vid not in known or (namespace is not None and known[vid] != namespace)]
+        if wrong:
+            orphans.setdefault(namespace, []).extend(wrong)
     unindexed = graph.chunks_to_index()
     problems = graph.graph_problems()
     report = ConsistencyReport(
         ok=not (missing or orphans or unindexed or problems.any()),
         chunks_without_vectors=len(missing),
-        vectors_without_chunks=len(orphans),
+        vectors_without_chunks=sum(len(ids) for ids in orphans.values()),
         unindexed_chunks=len(unindexed),
         **dataclasses.asdict(problems),
     )
     if not repair or report.ok:
         return report
 
-    vectors.delete(orphans)
+    for held_in, orphan_ids in orphans.items():
+        vectors.delete(orphan_ids, namespace=held_in)
     graph.repair_graph()
     rows = graph.chunks_to_index()
     rows += [r for r in graph.chunks(missing).values() if r.id not in {u.id for u in rows}]

@@ -410,8 +410,12 @@ def index_chunks(
     ``embeddings``: precomputed vectors by chunk content hash (see :func:`store_memories`).
     """
     by_id = {w.id: w for w in writes}
-    stale = [cid for r in results for cid in r.removed_chunk_ids]
-    vectors.delete(stale)
+    stale: dict[str, list[str]] = {}
+    for r in results:
+        if r.removed_chunk_ids:
+            stale.setdefault(by_id[r.document_id].namespace, []).extend(r.removed_chunk_ids)
+    for namespace, chunk_ids in stale.items():
+        vectors.delete(chunk_ids, namespace=namespace)
     ids: list[str] = []
     texts: list[str] = []
     metas: list[dict[str, Any]] = []

@@ -49,7 +49,7 @@ from memory_graph.records import (
 )
 from memory_graph.retrieval import DEFAULT_SEARCH, HitExplanation, SearchConfig, Searcher, states
 from memory_graph.store import DocumentRow, GraphStore
-from memory_graph.vector_store import VectorIndex, VectorStore
+from memory_graph.vector_store import ChromaRegistry, VectorIndex, VectorStore, split_shared_collection
 from memory_graph.vocabulary import COOCCURRENCE, normalize_key
 
 Progress = Callable[[int], None]
@@ -97,11 +97,15 @@ class MemoryManager:
                 port=self.settings.chroma_port,
                 collection=self.settings.collection,
                 embedding_model=self.settings.embedding_model,
+                registry=self.graph,
             )
         except BaseException:
             if graph is None:
                 self.graph.close()
             raise
+        if isinstance(self.vectors, VectorStore) and isinstance(self.vectors.registry, ChromaRegistry):
+            # A store built without one records its namespaces' collections in this manager's.
+            self.vectors.registry = self.graph
         self._extractor = extractor
         self._extractor_lock = threading.Lock()
         self._write_lock = threading.RLock()
@@ -307,7 +311,7 @@ class MemoryManager:
             deleted = self.graph.delete_document(self._resolve(memory_id, namespace).id)
             if deleted is None:
                 raise DocumentNotFoundError(memory_id, self._namespace(namespace))
-            self.vectors.delete(deleted.chunk_ids)
+            self.vectors.delete(deleted.chunk_ids, namespace=deleted.namespace)
 
     def forget(self, namespace: str) -> Forgotten:
         """Remove every row and every vector of ``namespace`` (a user who leaves): its memories
@@ -532,6 +536,15 @@ class MemoryManager:
         """Row counts of both stores, for one namespace or all."""
         counts = self.graph.stats(None if namespace is None else check_namespace(namespace))
         return Stats(namespace=namespace, vectors=self.vectors.count(namespace), **dataclasses.asdict(counts))
+
+    def upgrade_vectors(self, *, progress: Progress | None = None) -> int:
+        """Move the vectors of a store written with one shared Chroma collection into one
+        collection per namespace, reusing the stored embeddings (``memory-graph db upgrade``).
+        Returns the number moved: 0 when the store has the per-namespace layout already."""
+        if not isinstance(self.vectors, VectorStore):
+            return 0
+        with self._write_lock:
+            return split_shared_collection(self.vectors, progress=progress)
 
     def verify(self, *, repair: bool = False) -> ConsistencyReport:
         """Check that both stores agree; with ``repair``, fix them from the SQL side."""

@@ -267,3 +267,27 @@ class RelationEvidence(Base):
     source_end: Mapped[int | None] = mapped_column(Integer)
     target_start: Mapped[int | None] = mapped_column(Integer)
     target_end: Mapped[int | None] = mapped_column(Integer)
+
+
+class VectorCollection(Base):
+    """The Chroma collection of a namespace (``vector_store.namespace_collection``): which
+    namespaces have one, so that verify, counts, exports and a forget find them all without
+    listing Chroma."""
+
+    __tablename__ = "vector_collections"
+
+    vector_index: Mapped[str] = mapped_column(String(400), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(255), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(512), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp())
+
+
+class KeywordTable(Base):
+    """The FTS5 table of a namespace's chunks on SQLite (``store.engine.keyword_table``), made by
+    its first write, so that BM25 reads the namespace's own statistics. Unused on PostgreSQL."""
+
+    __tablename__ = "keyword_tables"
+
+    namespace: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp())

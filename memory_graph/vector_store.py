@@ -1,4 +1,13 @@
-"""The vector index: one Chroma record per chunk, id = chunk id.
+"""The vector index: one Chroma record per chunk, id = chunk id, in one collection per namespace.
+
+A namespace's vectors live in a collection of their own (:func:`namespace_collection`: the
+index's name, a readable slug of the namespace and a hash of it), so that a search in one
+namespace asks only its own collection and costs what the namespace holds, whatever the others
+hold (docs/architecture.md, "The vector layout"). Which namespaces have a collection is recorded
+in the relational store (:class:`CollectionRegistry`, the ``vector_collections`` table) and in
+each collection's own metadata. A store written before (every namespace in one shared
+collection, filtered by a ``namespace`` metadata key) keeps working as it is until
+:func:`split_shared_collection` (``memory-graph db upgrade``) moves its vectors.
 
 Chroma is an index that can always be rebuilt from the relational store. Embeddings are computed
 here with the bundled sentence-transformer (never Chroma's default ONNX model, which it would
@@ -9,11 +18,12 @@ led by its speaker's name (:func:`embedding_texts`); the stored document is the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +41,11 @@ if TYPE_CHECKING:
 EMBEDDING_FUNCTION_NAME = "memory_graph_sentence_transformer"
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 _UPSERT_BATCH = 1000
+#: Metadata keys of a namespace's collection: the index it belongs to and the namespace.
+INDEX_KEY = "memory_graph_index"
+NAMESPACE_KEY = "memory_graph_namespace"
+_SLUG_CHARS = 40
+_HASH_CHARS = 12
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
@@ -122,26 +137,82 @@ class VectorIndex(Protocol):
         where: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, float]]: ...
 
-    def delete(self, ids: Sequence[str]) -> None: ...
+    def delete(self, ids: Sequence[str], *, namespace: str | None = None) -> None: ...
 
-    def delete_namespace(self, namespace: str) -> int: ...
-
-    def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
+    def existing_ids(self, ids: Sequence[str], *, namespace: str | None = None) -> set[str]: ...
 
     def iter_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]: ...
 
+    def iter_namespace_ids(self, *, batch_size: int = 5000) -> Iterator[tuple[str | None, list[str]]]: ...
+
     def count(self, namespace: str | None = None) -> int: ...
+
+    def delete_namespace(self, namespace: str) -> int: ...
+
+
+class CollectionRegistry(Protocol):
+    """Where the namespaces that have a collection are recorded: the relational store
+    (:class:`~memory_graph.store.GraphStore`, table ``vector_collections``)."""
+
+    def vector_collections(self, index: str) -> dict[str, str]:
+        """namespace → collection name, for the collections of ``index``."""
+        ...
+
+    def register_vector_collection(self, index: str, namespace: str, collection: str) -> None:
+        """Record a namespace's collection (idempotent)."""
+        ...
+
+    def unregister_vector_collection(self, index: str, namespace: str) -> None: ...
+
+
+class ChromaRegistry:
+    """The registry of a :class:`VectorStore` opened without a relational store: the collections'
+    own metadata (:data:`INDEX_KEY`, :data:`NAMESPACE_KEY`), listed from Chroma."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def vector_collections(self, index: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with chroma_errors("listing collections"):
+            for collection in self.client.list_collections():
+                meta = collection.metadata or {}
+                if meta.get(INDEX_KEY) == index and isinstance(meta.get(NAMESPACE_KEY), str):
+                    found[meta[NAMESPACE_KEY]] = collection.name
+        return found
+
+    def register_vector_collection(self, index: str, namespace: str, collection: str) -> None:
+        """Nothing to do: the collection's metadata records it."""
+
+    def unregister_vector_collection(self, index: str, namespace: str) -> None:
+        """Nothing to do: the collection is gone."""
+
+
+def namespace_collection(index: str, namespace: str) -> str:
+    """The Chroma collection of ``namespace`` in the index ``index``: ``<index>-<slug>-<hash>``,
+    where the slug is the namespace's letters and digits (at most 40, runs of others as one
+    ``_``) for a person reading a listing, and the hash (12 hex digits of its SHA-256) keeps
+    namespaces that slug alike apart. Always a valid Chroma name (3-512 characters of
+    ``[A-Za-z0-9._-]``, alphanumeric at both ends) for a valid index name."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", namespace).strip("_")[:_SLUG_CHARS].strip("_")
+    digest = hashlib.sha256(namespace.encode("utf-8")).hexdigest()[:_HASH_CHARS]
+    return f"{index}-{slug}-{digest}" if slug else f"{index}-{digest}"
 
 
 class VectorStore:
-    """Chunk vectors in a Chroma collection.
+    """Chunk vectors in Chroma, one collection per namespace.
 
     Args:
         client: a ``chromadb`` client (persistent, HTTP or ephemeral).
-        collection: the collection name.
+        collection: the index's name; each namespace's collection is named after it
+            (:func:`namespace_collection`). A store written before this layout has every
+            namespace in the collection of exactly this name; while it is there, it is used as
+            it was (filtered by namespace) until :func:`split_shared_collection` moves it.
         embedder: texts → normalised vectors; the bundled MiniLM by default. Unit tests of store
             logic may pass a deterministic one.
-        embedding_model: recorded in the collection so its records can be reused safely.
+        embedding_model: recorded in the collections so their records can be reused safely.
+        registry: where the namespaces with a collection are recorded; the manager passes its
+            relational store. Without one, the collections' own metadata is listed.
     """
 
     def __init__(
@@ -151,23 +222,31 @@ class VectorStore:
         *,
         embedder: Embedder | None = None,
         embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+        registry: CollectionRegistry | None = None,
     ) -> None:
-        if not _COLLECTION_NAME.match(collection) or ".." in collection:
+        # Room for "-<slug>-<hash>" after the index's name within Chroma's 512 characters.
+        if not _COLLECTION_NAME.match(collection) or ".." in collection or len(collection) > 400:
             raise ConfigError(
-                f"collection name {collection!r} is invalid: use 3-512 letters, digits, '.', '_' or '-', "
+                f"collection name {collection!r} is invalid: use 3-400 letters, digits, '.', '_' or '-', "
                 "starting and ending with a letter or digit"
             )
         self.client = client
         self.name = collection
         self.embedding_model = embedding_model
         self.embed: Embedder = embedder or SentenceTransformerEmbedder(embedding_model)
-        ef_class = _chroma_embedding_function_class()
+        self.registry: CollectionRegistry = registry or ChromaRegistry(client)
+        # Registered with every collection, so they reopen in plain Chroma code too.
+        self.embedding_function = _chroma_embedding_function_class()(embedding_model)
+        self._collections: dict[str, Any] = {}  # namespace → its collection, once opened
+        self._lock = threading.Lock()
+        self.shared: Any = None  # the shared collection of a store written before this layout
+        from chromadb.errors import NotFoundError
+
         with chroma_errors(f"opening collection {collection!r}"):
-            self.collection = client.get_or_create_collection(
-                collection,
-                embedding_function=ef_class(embedding_model),
-                metadata={"hnsw:space": "cosine", "embedding_model": embedding_model},
-            )
+            try:
+                self.shared = client.get_collection(collection, embedding_function=self.embedding_function)
+            except NotFoundError:
+                self.shared = None
 
     @classmethod
     def open(
@@ -179,6 +258,7 @@ class VectorStore:
         collection: str = "memory_graph",
         embedder: Embedder | None = None,
         embedding_model: str = DEFAULT_EMBEDDING_MODEL,
+        registry: CollectionRegistry | None = None,
     ) -> VectorStore:
         """Open a persistent directory (``path``) or a Chroma server (``host``/``port``)."""
         return cls(
@@ -186,7 +266,89 @@ class VectorStore:
             collection,
             embedder=embedder,
             embedding_model=embedding_model,
+            registry=registry,
         )
+
+    # -- the layout --------------------------------------------------------------------------
+
+    @property
+    def is_shared(self) -> bool:
+        """True while the store is in the shared-collection layout written before."""
+        return self.shared is not None
+
+    def collection_name(self, namespace: str) -> str:
+        return namespace_collection(self.name, namespace)
+
+    def namespaces(self) -> list[str]:
+        """The namespaces that have a collection (read from the registry each time, so that
+        collections other processes created count)."""
+        return sorted(self.registry.vector_collections(self.name))
+
+    def collection_for(self, namespace: str, *, create: bool = False) -> Any:
+        """The collection of ``namespace`` (the shared one in the old layout); ``None`` when it
+        has none and ``create`` is false. Creating one records it in the registry first, so a
+        collection is never there without its record."""
+        if self.shared is not None:
+            return self.shared
+        found = self._collections.get(namespace)
+        if found is not None:
+            return found
+        name = self.collection_name(namespace)
+        from chromadb.errors import NotFoundError
+
+        with self._lock, chroma_errors(f"opening the collection of namespace {namespace!r}"):
+            if create:
+                self.registry.register_vector_collection(self.name, namespace, name)
+                found = self.client.get_or_create_collection(
+                    name,
+                    embedding_function=self.embedding_function,
+                    metadata={
+                        "hnsw:space": "cosine",
+                        "embedding_model": self.embedding_model,
+                        INDEX_KEY: self.name,
+                        NAMESPACE_KEY: namespace,
+                    },
+                )
+            else:
+                try:
+                    found = self.client.get_collection(name, embedding_function=self.embedding_function)
+                except NotFoundError:
+                    return None
+            self._collections[namespace] = found
+        return found
+
+    def _targets(self, namespace: str | None) -> list[tuple[str | None, Any]]:
+        """The collections an operation on ``namespace`` (``None``: every namespace) touches."""
+        if self.shared is not None:
+            return [(None, self.shared)]
+        if namespace is not None:
+            found = self.collection_for(namespace)
+            return [] if found is None else [(namespace, found)]
+        out: list[tuple[str | None, Any]] = []
+        for ns in self.namespaces():
+            found = self.collection_for(ns)
+            if found is not None:
+                out.append((ns, found))
+        return out
+
+    def delete_namespace(self, namespace: str) -> int:
+        """Remove every vector of ``namespace``, and say how many there were: its collection goes
+        (in the old layout, its records of the shared one), then its record in the registry."""
+        removed = self.count(namespace)
+        if self.shared is not None:
+            with chroma_errors(f"deleting the vectors of namespace {namespace!r}"):
+                self.shared.delete(where={"namespace": namespace})
+            return removed
+        from chromadb.errors import NotFoundError
+
+        with self._lock, chroma_errors(f"dropping the collection of namespace {namespace!r}"):
+            self._collections.pop(namespace, None)
+            with suppress(NotFoundError):
+                self.client.delete_collection(self.collection_name(namespace))
+            self.registry.unregister_vector_collection(self.name, namespace)
+        return removed
+
+    # -- records -----------------------------------------------------------------------------
 
     def upsert(
         self,
@@ -196,19 +358,25 @@ class VectorStore:
         *,
         embeddings: np.ndarray | None = None,
     ) -> None:
-        """Embed (unless ``embeddings`` are given) and upsert chunk records."""
+        """Embed (unless ``embeddings`` are given) and upsert chunk records, each into the
+        collection of its metadata's ``namespace``."""
         if not ids:
             return
         vectors = embeddings if embeddings is not None else self.embed(embedding_texts(texts, metadatas))
-        with chroma_errors("writing vectors"):
-            for i in range(0, len(ids), _UPSERT_BATCH):
-                j = i + _UPSERT_BATCH
-                self.collection.upsert(
-                    ids=list(ids[i:j]),
-                    embeddings=np.asarray(vectors[i:j], dtype=np.float32),
-                    documents=list(texts[i:j]),
-                    metadatas=[_clean_metadata(m) for m in metadatas[i:j]],
-                )
+        groups: dict[str, list[int]] = {}
+        for i, meta in enumerate(metadatas):
+            groups.setdefault(str(meta.get("namespace", "")), []).append(i)
+        for namespace, positions in groups.items():
+            collection = self.collection_for(namespace, create=True)
+            with chroma_errors("writing vectors"):
+                for i in range(0, len(positions), _UPSERT_BATCH):
+                    part = positions[i : i + _UPSERT_BATCH]
+                    collection.upsert(
+                        ids=[ids[p] for p in part],
+                        embeddings=np.asarray([vectors[p] for p in part], dtype=np.float32),
+                        documents=[texts[p] for p in part],
+                        metadatas=[_clean_metadata(metadatas[p]) for p in part],
+                    )
 
     def query(
         self,
@@ -220,10 +388,13 @@ class VectorStore:
         until: datetime | None = None,
         where: Mapping[str, Any] | None = None,
     ) -> list[tuple[str, float]]:
-        """Nearest chunks of one namespace (``None``: of the whole collection):
-        ``(chunk_id, cosine similarity)``, best first. The filters go down to Chroma; ``where``
-        is a Chroma filter of its own, on the records' metadata (:func:`chroma_where`)."""
-        clauses: list[dict[str, Any]] = [] if namespace is None else [{"namespace": namespace}]
+        """Nearest chunks of one namespace (``None``: of every namespace):
+        ``(chunk_id, cosine similarity)``, best first. Only the namespace's collection is asked;
+        the filters go down to Chroma; ``where`` is a Chroma filter of its own, on the records'
+        metadata (:func:`memory_graph.filters.chroma_where`)."""
+        clauses: list[dict[str, Any]] = []
+        if self.shared is not None and namespace is not None:
+            clauses.append({"namespace": namespace})
         if where:
             clauses.append(dict(where))
         if since is not None:
@@ -231,58 +402,107 @@ class VectorStore:
         if until is not None:
             clauses.append({"observed_ts": {"$lt": _timestamp(until)}})
         where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        with chroma_errors("vector search"):
-            result = self.collection.query(
-                query_embeddings=np.asarray([embedding], dtype=np.float32),
-                n_results=max(1, k),
-                where=where,
-                include=["distances"],
-            )
-        ids = result["ids"][0] if result["ids"] else []
-        distances = result["distances"][0] if result.get("distances") else [0.0] * len(ids)
-        return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+        found: list[tuple[str, float]] = []
+        for _, collection in self._targets(namespace):
+            with chroma_errors("vector search"):
+                result = collection.query(
+                    query_embeddings=np.asarray([embedding], dtype=np.float32),
+                    n_results=max(1, k),
+                    where=where,
+                    include=["distances"],
+                )
+            ids = result["ids"][0] if result["ids"] else []
+            distances = result["distances"][0] if result.get("distances") else [0.0] * len(ids)
+            found += [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+        found.sort(key=lambda hit: -hit[1])
+        return found[: max(1, k)]
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: Sequence[str], *, namespace: str | None = None) -> None:
+        """Delete records by id from the namespace's collection (``None``: from every one)."""
         if not ids:
             return
         with chroma_errors("deleting vectors"):
-            for i in range(0, len(ids), _UPSERT_BATCH):
-                self.collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
+            for _, collection in self._targets(namespace):
+                for i in range(0, len(ids), _UPSERT_BATCH):
+                    collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
 
-    def delete_namespace(self, namespace: str) -> int:
-        """Delete every record of ``namespace``; how many there were."""
-        removed = 0
-        while True:
-            with chroma_errors("listing a namespace's vectors"):
-                ids = self.collection.get(where={"namespace": namespace}, include=[], limit=_UPSERT_BATCH)["ids"]
-            if not ids:
-                return removed
-            self.delete(ids)
-            removed += len(ids)
-
-    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+    def existing_ids(self, ids: Sequence[str], *, namespace: str | None = None) -> set[str]:
+        """Those of ``ids`` stored in the namespace's collection (``None``: in any)."""
         found: set[str] = set()
         with chroma_errors("reading vector ids"):
-            for i in range(0, len(ids), _UPSERT_BATCH):
-                found.update(self.collection.get(ids=list(ids[i : i + _UPSERT_BATCH]), include=[])["ids"])
+            for _, collection in self._targets(namespace):
+                for i in range(0, len(ids), _UPSERT_BATCH):
+                    found.update(collection.get(ids=list(ids[i : i + _UPSERT_BATCH]), include=[])["ids"])
         return found
 
     def iter_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]:
-        """Every record id in the collection, in batches."""
-        offset = 0
-        while True:
-            with chroma_errors("listing vectors"):
-                ids = self.collection.get(include=[], limit=batch_size, offset=offset)["ids"]
-            if not ids:
-                return
-            yield list(ids)
-            offset += len(ids)
+        """Every record id of every namespace, in batches."""
+        for _, ids in self.iter_namespace_ids(batch_size=batch_size):
+            yield ids
+
+    def iter_namespace_ids(self, *, batch_size: int = 5000) -> Iterator[tuple[str | None, list[str]]]:
+        """Every record id in batches, each with the namespace whose collection holds it
+        (``None`` for the shared collection of the old layout, which holds any namespace)."""
+        for namespace, collection in self._targets(None):
+            offset = 0
+            while True:
+                with chroma_errors("listing vectors"):
+                    ids = collection.get(include=[], limit=batch_size, offset=offset)["ids"]
+                if not ids:
+                    break
+                yield namespace, list(ids)
+                offset += len(ids)
 
     def count(self, namespace: str | None = None) -> int:
         with chroma_errors("counting vectors"):
-            if namespace is None:
-                return int(self.collection.count())
-            return len(self.collection.get(where={"namespace": namespace}, include=[])["ids"])
+            if self.shared is not None and namespace is not None:
+                return len(self.shared.get(where={"namespace": namespace}, include=[])["ids"])
+            return sum(int(collection.count()) for _, collection in self._targets(namespace))
+
+
+def split_shared_collection(
+    store: VectorStore, *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+) -> int:
+    """Move the vectors of a store written with one shared collection into one collection per
+    namespace, without embedding anything again: the stored embeddings, documents and metadata
+    are read from the shared collection in batches and added to the namespaces' collections;
+    then the shared collection is deleted. Idempotent: interrupted, it is run again (upserts),
+    and the shared collection only goes once every record is in its namespace's collection.
+    Returns the number of records moved (0 when the store is in the new layout already).
+    """
+    shared = store.shared
+    if shared is None:
+        return 0
+    moved = 0
+    offset = 0
+    store.shared = None  # from here on, writes go to the namespaces' collections
+    try:
+        while True:
+            with chroma_errors("reading the shared collection"):
+                got = shared.get(include=["embeddings", "documents", "metadatas"], limit=batch_size, offset=offset)
+            if not got["ids"]:
+                break
+            metas = [dict(m or {}) for m in got["metadatas"]]
+            store.upsert(
+                list(got["ids"]),
+                [d or "" for d in got["documents"]],
+                metas,
+                embeddings=np.asarray(got["embeddings"], dtype=np.float32),
+            )
+            moved += len(got["ids"])
+            offset += len(got["ids"])
+            if progress is not None:
+                progress(len(got["ids"]))
+        with chroma_errors("counting the moved vectors"):
+            total = int(shared.count())
+        if moved < total:
+            raise VectorStoreError(f"moved {moved} of {total} vectors of the shared collection; run the upgrade again")
+        with chroma_errors("deleting the shared collection"):
+            store.client.delete_collection(shared.name)
+    except BaseException:
+        store.shared = shared
+        raise
+    return moved
 
 
 def make_chroma_client(*, path: Path | None = None, host: str | None = None, port: int = 8000) -> Any:

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("MEMORY_GRAPH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = (
+    "vector_collections",
     "reingest_batches",
     "reingest_jobs",
     "entity_merges",

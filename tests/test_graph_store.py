@@ -400,3 +400,106 @@ def test_graph_store_unreachable_server_is_one_line() -> None:
     ) as info:
         GraphStore.from_url("postgresql+psycopg://nobody:secret@127.0.0.1:1/x")
     assert "secret" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_graph_store_keyword_scores_do_not_depend_on_other_namespaces(graph: GraphStore) -> None:
+    """BM25 weighs terms by the statistics of the namespace's own chunks: what another namespace
+    stores (here the same terms, many times) changes neither the scores nor the order."""
+    graph.write_documents([doc("d1", "Alice works at Acme in Berlin."), doc("d2", "Acme opened an office in Paris.")])
+    graph.write_documents([doc("d3", "Berlin and Paris and Acme.", namespace="n")])
+    reads = SearchReads(graph)
+    alone = reads.keyword_search("Acme office in Berlin", namespace="n", limit=5)
+    graph.write_documents(
+        [doc(f"o{i}", f"Acme Acme office {i} in Berlin, Paris.", namespace="other") for i in range(60)]
+    )
+    assert reads.keyword_search("Acme office in Berlin", namespace="n", limit=5) == alone
+    assert reads.keyword_search("Acme", namespace="nobody", limit=5) == []
+
+
+def test_graph_store_keyword_search_reads_only_its_namespace(tmp_path) -> None:
+    """SQLite's plan of a keyword search: the namespace's own FTS5 table (no other namespace's
+    postings), and with a time window the chunk and document of each match by primary key."""
+    from sqlalchemy import event
+
+    from memory_graph.store.engine import keyword_table
+
+    graph = GraphStore.from_url(f"sqlite:///{tmp_path / 'plans.db'}", auto_upgrade=True)
+    graph.write_documents([doc("d1", "Acme news one.", when=datetime(2025, 1, 1, tzinfo=UTC))])
+    graph.write_documents([doc("d2", "Acme news two.", namespace="other")])
+    statements: list[tuple[str, tuple]] = []
+    event.listen(
+        graph.engine, "before_cursor_execute", lambda c, cur, sql, params, *a: statements.append((sql, params))
+    )
+    reads = SearchReads(graph)
+    assert [c for c, _ in reads.keyword_search("acme news", namespace="n", limit=5)] == ["d1-c0"]
+    since = datetime(2024, 1, 1, tzinfo=UTC)
+    assert [c for c, _ in reads.keyword_search("acme news", namespace="n", limit=5, since=since)] == ["d1-c0"]
+    with graph.engine.connect() as conn:
+        plans = [
+            [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+            for sql, params in list(statements)
+            if "MATCH" in sql
+        ]
+    graph.close()
+    assert len(plans) == 2
+    own = "SCAN f VIRTUAL TABLE INDEX "  # the MATCH of the namespace's own table
+    for plan in plans:
+        assert plan[0].startswith(own) and ":M" in plan[0], plan
+        assert keyword_table("other") not in " ".join(plan)
+        assert all(step.startswith("SEARCH") for step in plan[1:]), plan  # by primary key
+
+
+def test_graph_store_shared_keyword_index_is_split_by_the_migration(tmp_path) -> None:
+    """0007: a store written with one FTS5 table for every namespace gets one per namespace,
+    holding the same chunks; keyword search finds them; the shared table is gone."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from memory_graph.migrate import alembic_config, head_revision, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    graph = GraphStore.from_url(url, auto_upgrade=True)
+    graph.write_documents([doc("d1", "Alice works at Acme."), doc("d2", "Bob works at Acme.", namespace="b")])
+    with graph.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0006")
+        rows = conn.execute(text("SELECT chunk_id, namespace FROM chunks_fts ORDER BY chunk_id")).all()
+        assert [tuple(r) for r in rows] == [("d1-c0", "n"), ("d2-c0", "b")]
+    assert upgrade(graph.engine) == head_revision()
+    tables = set(inspect(graph.engine).get_table_names())
+    assert "chunks_fts" not in tables
+    reads = SearchReads(graph)
+    assert [c for c, _ in reads.keyword_search("Who works at Acme?", namespace="n", limit=5)] == ["d1-c0"]
+    assert [c for c, _ in reads.keyword_search("Who works at Acme?", namespace="b", limit=5)] == ["d2-c0"]
+    graph.delete_document("d1")
+    assert reads.keyword_search("Who works at Acme?", namespace="n", limit=5) == []
+    assert not graph.graph_problems().any()
+    graph.close()
+
+
+def test_graph_store_namespace_records_are_read_by_key(tmp_path) -> None:
+    """The reads of the per-namespace layout (whether a namespace has its keyword table, its
+    vector collections, the namespaces of chunks) are primary-key lookups: SQLite's plans scan
+    no table, however many namespaces the store holds."""
+    from sqlalchemy import event
+
+    graph = GraphStore.from_url(f"sqlite:///{tmp_path / 'plans.db'}", auto_upgrade=True)
+    for ns in ("n", "a", "b"):
+        graph.write_documents([doc(f"{ns}1", "Acme news.", namespace=ns)])
+        graph.register_vector_collection("memory_graph", ns, f"memory_graph-{ns}-0")
+    statements: list[tuple[str, tuple]] = []
+    event.listen(
+        graph.engine, "before_cursor_execute", lambda c, cur, sql, params, *a: statements.append((sql, params))
+    )
+    assert SearchReads(graph).keyword_search("acme", namespace="n", limit=5)[0][0] == "n1-c0"
+    assert graph.vector_collections("memory_graph") == {ns: f"memory_graph-{ns}-0" for ns in ("n", "a", "b")}
+    assert graph.chunk_namespaces(["n1-c0", "a1-c0", "zz"]) == {"n1-c0": "n", "a1-c0": "a"}
+    with graph.engine.connect() as conn:
+        plans = {
+            sql: [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)]
+            for sql, params in list(statements)
+            if "MATCH" not in sql
+        }
+    graph.close()
+    assert len(plans) >= 3
+    for sql, plan in plans.items():
+        assert all(not step.startswith("SCAN") or "VIRTUAL TABLE" in step for step in plan), (sql, plan)

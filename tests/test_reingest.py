@@ -69,7 +69,11 @@ def source_vectors(tmp_path: Path, release: Path, collection: str, ids: list[str
 
 
 def stored_vectors(manager: MemoryManager, chunk_ids: list[str]) -> dict[str, np.ndarray]:
-    got = manager.vectors.collection.get(ids=chunk_ids, include=["embeddings"])
+    got: dict[str, list] = {"ids": [], "embeddings": []}
+    for namespace in manager.vectors.namespaces():
+        part = manager.vectors.collection_for(namespace).get(ids=chunk_ids, include=["embeddings"])
+        got["ids"] += part["ids"]
+        got["embeddings"] += list(part["embeddings"])
     return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"], strict=True)}
 
 

@@ -61,7 +61,7 @@ def test_vector_store_embeds_a_turn_led_by_its_speaker(tmp_path: Path, fake_embe
         ],
     )
     assert seen == ["Maya: I just started a new job.", "Maya says hi.", "No speaker here."]
-    stored = vs.collection.get(ids=["a", "b", "c"], include=["documents", "metadatas"])
+    stored = vs.collection_for("n").get(ids=["a", "b", "c"], include=["documents", "metadatas"])
     assert dict(zip(stored["ids"], stored["documents"], strict=True)) == dict(zip("abc", texts, strict=True))
     assert {m.get("speaker") for m in stored["metadatas"]} == {"Maya", "maya", None}
 
@@ -76,7 +76,7 @@ def test_vector_store_reopens_in_a_new_process(tmp_path: Path, embedder) -> None
         "vs = v.VectorStore(c, 'memory_graph')\n"
         "print(vs.query(vs.embed(['when is the report due'])[0], namespace='n', k=1)[0][0])\n"
         # plain Chroma code finds our registered embedding function too
-        "print(c.get_collection('memory_graph').query(query_texts=['report due'], n_results=1)['ids'][0][0])\n"
+        "print(c.get_collection(vs.collection_name('n')).query(query_texts=['report due'], n_results=1)['ids'][0][0])\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
@@ -122,3 +122,30 @@ def test_embedder_leaves_pipelines_it_cannot_trace_to_encode(tmp_path: Path, emb
     one, batched = other(["Bob Smith"]), other(["Bob Smith", "someone else entirely"])
     assert np.allclose(one[0], batched[0], atol=1e-5)
     assert not np.allclose(one[0], embedder(["Bob Smith"])[0], atol=1e-3)  # CLS, not mean, pooling
+
+
+def test_vector_store_one_collection_per_namespace(tmp_path: Path, fake_embedder) -> None:
+    """Each namespace's records go to a collection of its own, named validly from any namespace;
+    a search in one asks only its collection; dropping a namespace removes its collection."""
+    vs = store(tmp_path, fake_embedder)
+    odd = ["user-42", "Üser 42!", "user_42", "x" * 300, "a/b..c"]
+    ids = [f"c{i}" for i in range(len(odd))]
+    vs.upsert(
+        ids, ["red apple"] * len(odd), [chunk_metadata(namespace=ns, document_id="d", observed_at=None) for ns in odd]
+    )
+    names = {vs.collection_name(ns) for ns in odd}
+    assert len(names) == len(odd)  # similar slugs, different hashes
+    assert all(3 <= len(n) <= 512 and ".." not in n and n[0].isalnum() and n[-1].isalnum() for n in names)
+    assert names == {c.name for c in vs.client.list_collections()}  # no shared collection
+    assert vs.namespaces() == sorted(odd)
+    q = fake_embedder(["red apple"])[0]
+    for ns, cid in zip(odd, ids, strict=True):
+        assert [i for i, _ in vs.query(q, namespace=ns, k=5)] == [cid]
+        assert vs.count(ns) == 1 and vs.existing_ids(ids, namespace=ns) == {cid}
+    assert vs.query(q, namespace="nobody", k=5) == [] and vs.count("nobody") == 0
+    assert sorted(i for i, _ in vs.query(q, namespace=None, k=10)) == sorted(ids)
+    vs.delete_namespace("user-42")
+    assert vs.namespaces() == sorted(odd[1:]) and vs.count() == len(odd) - 1
+    assert vs.collection_name("user-42") not in {c.name for c in vs.client.list_collections()}
+    vs.delete(["c1"], namespace="user_42")  # another namespace's id: nothing happens
+    assert vs.count("Üser 42!") == 1

@@ -59,9 +59,9 @@ class RelayVectorStore:
         vectors = embeddings if embeddings is not None else self.embed(embedding_texts(texts, metadatas))
         self._call("upsert", (list(ids), list(texts), list(metadatas), np.asarray(vectors, dtype=np.float32)))
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: Sequence[str], *, namespace: str | None = None) -> None:
         if ids:
-            self._call("delete", list(ids))
+            self._call("delete", (list(ids), namespace))
 
     def delete_namespace(self, namespace: str) -> int:
         raise self._cannot("delete a namespace")
@@ -78,10 +78,13 @@ class RelayVectorStore:
     ) -> list[tuple[str, float]]:
         raise self._cannot("search")
 
-    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+    def existing_ids(self, ids: Sequence[str], *, namespace: str | None = None) -> set[str]:
         raise self._cannot("read vector ids")
 
     def iter_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]:
+        raise self._cannot("list vectors")
+
+    def iter_namespace_ids(self, *, batch_size: int = 5000) -> Iterator[tuple[str | None, list[str]]]:
         raise self._cannot("list vectors")
 
     def count(self, namespace: str | None = None) -> int:
@@ -240,7 +243,8 @@ def _serve(vectors: VectorIndex, op: str, payload: Any) -> tuple[str, str | None
             ids, texts, metas, embeddings = payload
             vectors.upsert(ids, texts, metas, embeddings=embeddings)
         elif op == "delete":
-            vectors.delete(payload)
+            ids, namespace = payload
+            vectors.delete(ids, namespace=namespace)
         else:
             return "error", f"unknown request {op!r}"
     except MemoryGraphError as exc:

@@ -168,13 +168,17 @@ class SearchReads:
             return []
         dialect = self.graph.dialect
         metadata, params = dialect.metadata_match(where, "d") if where is not None else (None, {})
-        sql, q = dialect.keyword_query(terms, since=since is not None, until=until is not None, metadata=metadata)
+        sql, q = dialect.keyword_query(
+            terms, namespace=namespace, since=since is not None, until=until is not None, metadata=metadata
+        )
         params |= {"ns": namespace, "limit": limit, "q": q}
         if since is not None:
             params["since"] = dialect.bind_time(since)
         if until is not None:
             params["until"] = dialect.bind_time(until)
         with self.graph.reading("keyword search") as conn:
+            if not dialect.has_keyword_table(conn, namespace):
+                return []
             return [(r.id, float(r.score)) for r in conn.execute(text(sql), params).all()]
 
     def match_keys(self, namespace: str, keys: Iterable[str]) -> dict[str, list[EntityRow]]:

@@ -250,13 +250,16 @@ class Searcher:
         until: datetime | None,
         where: MetadataFilter | None = None,
     ) -> list[str]:
-        """The ``n`` chunks of ``namespace`` nearest the query. Chroma filters on metadata before
-        it searches, at a cost that grows with the records kept, so a namespace ``alone`` in the
-        database is searched unfiltered, unless that finds a chunk of no namespace's or another's
-        (a collection can also hold vectors that another database wrote); then Chroma is asked
-        again, filtered. ``where`` is asked of the records' copies of the metadata."""
+        """The ``n`` chunks of ``namespace`` nearest the query. One collection per namespace:
+        only the namespace's collection is asked. In the shared collection of a store not yet
+        upgraded, Chroma filters on metadata before it searches, at a cost that grows with the
+        records kept, so a namespace ``alone`` in the database is searched unfiltered, unless
+        that finds a chunk of no namespace's or another's (a collection can also hold vectors
+        that another database wrote); then Chroma is asked again, filtered. ``where`` is asked of
+        the records' copies of the metadata."""
         metadata = chroma_where(where) if where is not None else None
-        unfiltered = alone and since is None and until is None and metadata is None
+        shared = bool(getattr(self.vectors, "is_shared", False))
+        unfiltered = shared and alone and since is None and until is None and metadata is None
         found = self.vectors.query(
             embedding, namespace=None if unfiltered else namespace, k=n, since=since, until=until, where=metadata
         )

@@ -334,7 +334,8 @@ def store_checks(manager: MemoryManager) -> dict[str, str]:
     checks = {}
     for name, ask in (
         ("graph", lambda: manager.graph.document("readyz")),
-        ("vectors", lambda: manager.vectors.existing_ids(["readyz"])),
+        # One namespace's collection (absent: still a round trip), not every namespace's.
+        ("vectors", lambda: manager.vectors.existing_ids(["readyz"], namespace="readyz")),
     ):
         try:
             ask()

@@ -7,6 +7,7 @@ column) and row locking. :func:`sql_errors` is the one place SQLAlchemy's errors
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -92,6 +93,15 @@ def sql_errors(doing: str, engine: Engine) -> Iterator[None]:
         raise GraphStoreError(f"{doing} failed: {exc}") from exc
 
 
+_FTS_COLUMNS = "chunk_id UNINDEXED, text, tokenize = 'porter unicode61'"
+
+
+def keyword_table(namespace: str) -> str:
+    """The FTS5 table of a namespace on SQLite: ``chunks_fts_`` and 16 hex digits of the
+    namespace's SHA-256 (any namespace gives a plain identifier; migration 0007 uses the same)."""
+    return "chunks_fts_" + hashlib.sha256(namespace.encode("utf-8")).hexdigest()[:16]
+
+
 class Dialect:
     """What differs between SQLite and PostgreSQL, for the statements of this package."""
 
@@ -149,55 +159,114 @@ class Dialect:
                 conditions.append(f"(CAST({column} AS jsonb) -> CAST(:{path} AS text)) IN ({listed})")
         return " AND ".join(conditions), params
 
-    # -- the keyword index: FTS5 on SQLite; on PostgreSQL a generated tsvector column ----------
+    # -- the keyword index: one FTS5 table per namespace on SQLite; on PostgreSQL a generated ---
+    # -- tsvector column ------------------------------------------------------------------------
+    # FTS5's bm25() weighs a term by the statistics of its whole table (how many rows, how many
+    # hold the term, their mean length): in one table shared by every namespace, what other users
+    # wrote changed a namespace's ranking, and a MATCH walked every namespace's postings. A table
+    # per namespace (created by its first write, recorded in ``keyword_tables``) keeps both to the
+    # namespace. PostgreSQL's ts_rank_cd reads only the document it ranks.
+
+    def _ensure_keyword_table(self, conn: Connection, namespace: str) -> str:
+        name = keyword_table(namespace)
+        conn.execute(text(f'CREATE VIRTUAL TABLE IF NOT EXISTS "{name}" USING fts5({_FTS_COLUMNS})'))
+        conn.execute(
+            text(
+                "INSERT INTO keyword_tables (namespace, name, created_at) VALUES (:ns, :name, :at)"
+                " ON CONFLICT DO NOTHING"
+            ),
+            {"ns": namespace, "name": name, "at": self.bind_time(utcnow())},
+        )
+        return name
 
     def index_text(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Add chunk rows (``id``, ``namespace``, ``text``) to the keyword index."""
-        if self.is_sqlite and rows:
-            conn.execute(
-                text("INSERT INTO chunks_fts (chunk_id, namespace, text) VALUES (:id, :namespace, :text)"),
-                [{"id": r["id"], "namespace": r["namespace"], "text": r["text"]} for r in rows],
-            )
+        if not self.is_sqlite or not rows:
+            return
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            groups.setdefault(r["namespace"], []).append({"id": r["id"], "text": r["text"]})
+        for namespace, part in groups.items():
+            name = self._ensure_keyword_table(conn, namespace)
+            conn.execute(text(f'INSERT INTO "{name}" (chunk_id, text) VALUES (:id, :text)'), part)
 
     def unindex_text(self, conn: Connection, chunk_ids: Sequence[str]) -> None:
-        """Remove chunks from the keyword index."""
-        if self.is_sqlite and chunk_ids:
-            conn.execute(
-                text("DELETE FROM chunks_fts WHERE chunk_id IN :ids").bindparams(bindparam("ids", expanding=True)),
-                {"ids": list(chunk_ids)},
-            )
+        """Remove stored chunks from the keyword index (before their rows are deleted)."""
+        if not self.is_sqlite or not chunk_ids:
+            return
+        groups: dict[str, list[str]] = {}
+        found = conn.execute(
+            text("SELECT id, namespace FROM chunks WHERE id IN :ids").bindparams(bindparam("ids", expanding=True)),
+            {"ids": list(chunk_ids)},
+        )
+        for cid, namespace in found:
+            groups.setdefault(namespace, []).append(cid)
+        for namespace, ids in groups.items():
+            if self.has_keyword_table(conn, namespace):
+                conn.execute(
+                    text(f'DELETE FROM "{keyword_table(namespace)}" WHERE chunk_id IN :ids').bindparams(
+                        bindparam("ids", expanding=True)
+                    ),
+                    {"ids": ids},
+                )
+
+    def has_keyword_table(self, conn: Connection, namespace: str) -> bool:
+        """Whether ``namespace`` has its keyword table (it has once a chunk of it was written)."""
+        if not self.is_sqlite:
+            return True
+        found = conn.execute(text("SELECT 1 FROM keyword_tables WHERE namespace = :ns"), {"ns": namespace})
+        return found.first() is not None
+
+    def drop_keyword_table(self, conn: Connection, namespace: str) -> None:
+        """Drop a namespace's keyword table and its record (forgetting the namespace)."""
+        if self.is_sqlite:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{keyword_table(namespace)}"'))
+            conn.execute(text("DELETE FROM keyword_tables WHERE namespace = :ns"), {"ns": namespace})
 
     def unindex_namespace(self, conn: Connection, namespace: str) -> int:
-        """Remove a namespace's chunks from the keyword index; how many rows went (PostgreSQL's
-        index is a column of the chunks, so nothing is left to remove there)."""
-        if not self.is_sqlite:
+        """Remove a namespace's chunks from the keyword index, and say how many rows went: on
+        SQLite its table is dropped, which leaves none of its terms behind (PostgreSQL's index is
+        a column of the chunks, so nothing is left to remove there)."""
+        if not self.is_sqlite or not self.has_keyword_table(conn, namespace):
             return 0
-        removed = conn.execute(text("DELETE FROM chunks_fts WHERE namespace = :ns"), {"ns": namespace}).rowcount
-        # FTS5 deletes by adding delete markers; the terms stay in its pages until a merge. A
-        # forgotten namespace must leave none behind, so the index is merged now (a rewrite of
-        # the index, which is why only a forget does it).
-        conn.execute(text("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize')"))
-        return removed or 0
+        removed = conn.execute(text(f'SELECT count(*) FROM "{keyword_table(namespace)}"')).scalar_one()
+        self.drop_keyword_table(conn, namespace)
+        return int(removed)
 
     def reindex_text(self, conn: Connection) -> None:
         """Make the keyword index hold exactly the stored chunks."""
-        if self.is_sqlite:
-            conn.execute(text("DELETE FROM chunks_fts WHERE chunk_id NOT IN (SELECT id FROM chunks)"))
+        if not self.is_sqlite:
+            return
+        namespaces = list(conn.execute(text("SELECT DISTINCT namespace FROM chunks")).scalars().all())
+        namespaces += [
+            ns
+            for ns in conn.execute(text("SELECT namespace FROM keyword_tables")).scalars().all()
+            if ns not in set(namespaces)
+        ]
+        for namespace in namespaces:
+            name = self._ensure_keyword_table(conn, namespace)
+            params = {"ns": namespace}
+            conn.execute(
+                text(f'DELETE FROM "{name}" WHERE chunk_id NOT IN (SELECT id FROM chunks WHERE namespace = :ns)'),
+                params,
+            )
             conn.execute(
                 text(
-                    "INSERT INTO chunks_fts (chunk_id, namespace, text) SELECT id, namespace, text FROM chunks "
-                    "WHERE id NOT IN (SELECT chunk_id FROM chunks_fts)"
-                )
+                    f'INSERT INTO "{name}" (chunk_id, text) SELECT id, text FROM chunks '
+                    f'WHERE namespace = :ns AND id NOT IN (SELECT chunk_id FROM "{name}")'
+                ),
+                params,
             )
 
     def keyword_query(
-        self, terms: Sequence[str], *, since: bool, until: bool, metadata: str | None = None
+        self, terms: Sequence[str], *, namespace: str, since: bool, until: bool, metadata: str | None = None
     ) -> tuple[str, str]:
-        """The SQL of a keyword search for any of ``terms`` in the chunks of ``:ns``, best first,
-        at most ``:limit``, observed in ``[:since, :until)`` where those are bound, of the
-        documents ``metadata`` holds for (a condition on ``d``, from :meth:`metadata_match`):
-        BM25 on SQLite, ``ts_rank_cd`` on PostgreSQL. Returns the statement and the value to bind
-        as ``:q``."""
+        """The SQL of a keyword search for any of ``terms`` in the chunks of ``namespace`` (bound
+        as ``:ns``), best first, at most ``:limit``, observed in ``[:since, :until)`` where those
+        are bound, of the documents ``metadata`` holds for (a condition on ``d``, from
+        :meth:`metadata_match`): BM25 over the namespace's own table on SQLite (check
+        :meth:`has_keyword_table` first), ``ts_rank_cd`` on PostgreSQL. Returns the statement and
+        the value to bind as ``:q``."""
         time_filter = (" AND d.observed_at >= :since" if since else "") + (
             " AND d.observed_at < :until" if until else ""
         )
@@ -205,10 +274,11 @@ class Dialect:
             time_filter += f" AND {metadata}"
         if self.is_sqlite:
             join = " JOIN chunks c ON c.id = f.chunk_id JOIN documents d ON d.id = c.document_id" if time_filter else ""
+            name = keyword_table(namespace)
             sql = (
-                "SELECT f.chunk_id AS id, -rank AS score FROM chunks_fts f"
+                f'SELECT f.chunk_id AS id, -rank AS score FROM "{name}" f'
                 + join
-                + " WHERE chunks_fts MATCH :q AND f.namespace = :ns"
+                + f' WHERE "{name}" MATCH :q'
                 + time_filter
                 + " ORDER BY rank LIMIT :limit"  # FTS5's rank is bm25()
             )
@@ -216,6 +286,9 @@ class Dialect:
         sql = (
             "SELECT c.id AS id, ts_rank_cd(c.tsv, q, 1) AS score FROM chunks c"
             " JOIN documents d ON d.id = c.document_id, to_tsquery('english', :q) q"
-            " WHERE c.tsv @@ q AND c.namespace = :ns" + time_filter + " ORDER BY score DESC LIMIT :limit"
+            " WHERE c.tsv @@ q AND c.namespace = :ns"
+            + time_filter
+            # Ties (a text said twice) by id: the same order whichever plan the statistics choose.
+            + " ORDER BY score DESC, c.id LIMIT :limit"
         )
         return sql, " | ".join(terms)

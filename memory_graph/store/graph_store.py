@@ -284,6 +284,41 @@ class GraphStore:
         with self.writing("repairing the graph") as conn:
             maintenance.repair_graph(conn, self.dialect)
 
+    # -- the vector collections of the namespaces (a vector_store.CollectionRegistry) ----------
+
+    def vector_collections(self, index: str) -> dict[str, str]:
+        """namespace → Chroma collection, for the collections of the vector index ``index``."""
+        with self.reading("reading the vector collections") as conn:
+            return maintenance.vector_collections(conn, index)
+
+    def register_vector_collection(self, index: str, namespace: str, collection: str) -> None:
+        """Record that ``namespace`` has the collection ``collection`` (idempotent)."""
+        with self.writing("recording a vector collection") as conn:
+            maintenance.register_vector_collection(conn, self.dialect, index, namespace, collection)
+
+    def unregister_vector_collection(self, index: str, namespace: str) -> None:
+        with self.writing("removing a vector collection") as conn:
+            maintenance.unregister_vector_collection(conn, index, namespace)
+
+    def chunk_namespaces(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """chunk id → namespace, for those of ``chunk_ids`` that are stored."""
+        with self.reading("checking chunks") as conn:
+            return maintenance.chunk_namespaces(conn, chunk_ids)
+
+    def iter_chunk_ids_by_namespace(self, *, batch_size: int = 5000) -> Iterator[dict[str, list[str]]]:
+        """Every chunk id, in batches, each batch grouped by namespace (for verify)."""
+        last = ""
+        while True:
+            with self.reading("listing chunks") as conn:
+                rows = maintenance.chunk_ids_with_namespace_after(conn, last, batch_size)
+            if not rows:
+                return
+            groups: dict[str, list[str]] = {}
+            for cid, ns in rows:
+                groups.setdefault(ns, []).append(cid)
+            yield groups
+            last = rows[-1][0]
+
     def entity_rows(self, namespace: str | None = None) -> list[EntityRow]:
         """Every entity (of one namespace or all)."""
         with self.reading("reading entities") as conn:

@@ -3,11 +3,22 @@ for analysis and export. None of these is on the query path; each reads whole ta
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from memory_graph.schema import Chunk, Document, Entity, EntityAlias, Mention, Relation, RelationEvidence
-from memory_graph.store.engine import Dialect
+from memory_graph.schema import (
+    Chunk,
+    Document,
+    Entity,
+    EntityAlias,
+    Mention,
+    Relation,
+    RelationEvidence,
+    VectorCollection,
+)
+from memory_graph.store.engine import Dialect, batches, utcnow
 from memory_graph.store.reads import FIRST_EVIDENCE, SURFACE_COLUMNS, surface_fields
 from memory_graph.store.rows import AliasRow, EntityRow, GraphProblems, MentionRow, RelationRow, RowCounts
 from memory_graph.store.writes import delete_unmentioned_entities
@@ -187,3 +198,41 @@ def alias_rows(conn: Connection, namespace: str | None = None) -> list[AliasRow]
     if namespace is not None:
         query = query.where(EntityAlias.namespace == namespace)
     return [AliasRow(**r._mapping) for r in conn.execute(query)]
+
+
+# -- the vector collections of the namespaces (vector_store.CollectionRegistry) ------------------
+
+
+def vector_collections(conn: Connection, index: str) -> dict[str, str]:
+    rows = conn.execute(
+        select(VectorCollection.namespace, VectorCollection.collection).where(VectorCollection.vector_index == index)
+    )
+    return {ns: name for ns, name in rows}
+
+
+def register_vector_collection(conn: Connection, dialect: Dialect, index: str, namespace: str, collection: str) -> None:
+    conn.execute(
+        dialect.insert(VectorCollection)
+        .values(vector_index=index, namespace=namespace, collection=collection, created_at=utcnow())
+        .on_conflict_do_nothing()
+    )
+
+
+def unregister_vector_collection(conn: Connection, index: str, namespace: str) -> None:
+    conn.execute(
+        delete(VectorCollection).where(VectorCollection.vector_index == index, VectorCollection.namespace == namespace)
+    )
+
+
+def chunk_namespaces(conn: Connection, chunk_ids: Sequence[str]) -> dict[str, str]:
+    """chunk id → namespace, for those of ``chunk_ids`` that are stored."""
+    found: dict[str, str] = {}
+    for part in batches(chunk_ids):
+        found.update({cid: ns for cid, ns in conn.execute(select(Chunk.id, Chunk.namespace).where(Chunk.id.in_(part)))})
+    return found
+
+
+def chunk_ids_with_namespace_after(conn: Connection, after: str, limit: int) -> list[tuple[str, str]]:
+    """``(chunk id, namespace)`` of the next ``limit`` chunks by id after ``after``."""
+    rows = conn.execute(select(Chunk.id, Chunk.namespace).where(Chunk.id > after).order_by(Chunk.id).limit(limit))
+    return [(cid, ns) for cid, ns in rows]
