@@ -12,7 +12,8 @@ import dataclasses
 import gc
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -76,7 +77,9 @@ class MemoryManager:
             prepare_data_dir(self.settings)
         # An embedded SQLite file upgrades itself; a server database that is behind says so.
         url = self.settings.sqlalchemy_url
-        self.graph = graph or GraphStore.from_url(url, auto_upgrade=url.startswith("sqlite"))
+        self.graph = graph or GraphStore.from_url(
+            url, auto_upgrade=url.startswith("sqlite"), sqlite_synchronous=self.settings.sqlite_synchronous
+        )
         try:
             self.vectors = vectors or VectorStore.open(
                 path=self.settings.chroma_dir,
@@ -148,7 +151,17 @@ class MemoryManager:
         """Release database connections. The manager cannot be used afterwards."""
         if not self._closed:
             self._closed = True
+            self.vectors.release_writes()
             self.graph.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write of this manager: after this process's other writes, and only while this
+        process may write the vector index (an embedded directory has one writing process:
+        :meth:`VectorIndex.claim_writes` raises :class:`StoreLockedError` before anything changes)."""
+        with self._write_lock:
+            self.vectors.claim_writes()
+            yield
 
     def __enter__(self) -> MemoryManager:
         return self
@@ -252,7 +265,7 @@ class MemoryManager:
         ``embeddings`` maps a chunk's content hash to a vector already computed with the vector
         store's model (a re-ingest reuses the stored vectors this way); other chunks are embedded.
         """
-        with self._write_lock:
+        with self._writing():
             return store_memories(
                 items,
                 graph=self.graph,
@@ -271,7 +284,7 @@ class MemoryManager:
         rows = self.graph.chunks_to_index(chunk_ids) if chunk_ids else []
         if not rows:
             return set()
-        with self._write_lock:
+        with self._writing():
             consistency.reindex(self.graph, self.vectors, rows)
         return {r.document_id for r in rows}
 
@@ -281,7 +294,7 @@ class MemoryManager:
         Raises:
             DocumentNotFoundError: no live memory has this id.
         """
-        with self._write_lock:
+        with self._writing():
             deleted = self.graph.delete_document(document_id)
             if deleted is None:
                 raise DocumentNotFoundError(document_id)
@@ -409,7 +422,7 @@ class MemoryManager:
         Raises:
             NotFoundError: there is no such merge, or it was already undone.
         """
-        with self._write_lock:
+        with self._writing():
             self.graph.undo_merge(merge_id)
 
     def get(self, document_id: str) -> MemoryRecord:
@@ -443,8 +456,10 @@ class MemoryManager:
 
     def verify(self, *, repair: bool = False) -> ConsistencyReport:
         """Check that both stores agree; with ``repair``, fix them from the SQL side."""
-        with self._write_lock:
-            return consistency.verify(self.graph, self.vectors, repair=repair)
+        if not repair:
+            return consistency.verify(self.graph, self.vectors)
+        with self._writing():
+            return consistency.verify(self.graph, self.vectors, repair=True)
 
 
 def prepare_data_dir(settings: Settings) -> None:

@@ -10,8 +10,10 @@ led by its speaker's name (:func:`embedding_texts`); the stored document is the 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer, load_single_text_encoder
-from memory_graph.errors import ConfigError, MemoryGraphError, VectorStoreError
+from memory_graph.errors import ConfigError, MemoryGraphError, StoreLockedError, VectorStoreError
+from memory_graph.locks import HeldLock, exclusive, holder_pid
 from memory_graph.vocabulary import speaker_of
 
 if TYPE_CHECKING:
@@ -128,6 +131,14 @@ class VectorIndex(Protocol):
 
     def count(self, namespace: str | None = None) -> int: ...
 
+    def claim_writes(self) -> None:
+        """Make sure this process may write the index (before the SQL side of a write)."""
+        ...
+
+    def release_writes(self) -> None:
+        """Give up what :meth:`claim_writes` took."""
+        ...
+
 
 class VectorStore:
     """Chunk vectors in a Chroma collection.
@@ -138,6 +149,13 @@ class VectorStore:
         embedder: texts → normalised vectors; the bundled MiniLM by default. Unit tests of store
             logic may pass a deterministic one.
         embedding_model: recorded in the collection so its records can be reused safely.
+
+    A persistent directory is written by one process at a time: the first write takes its
+    lock (``<dir>.lock``, an flock, held until :meth:`release_writes`), and a write from another
+    process meanwhile raises :class:`StoreLockedError` naming the holder. Other processes read it:
+    each write bumps ``<dir>.generation``, and a reader that finds it changed opens the directory
+    afresh before it reads, because a Chroma client keeps the index it loaded and would miss
+    (or fail on) the writer's records (docs/architecture.md, "Several processes").
     """
 
     def __init__(
@@ -157,13 +175,74 @@ class VectorStore:
         self.name = collection
         self.embedding_model = embedding_model
         self.embed: Embedder = embedder or SentenceTransformerEmbedder(embedding_model)
+        self.path = _persist_dir(client)
+        self._lock = HeldLock(_beside(self.path, ".lock")) if self.path is not None else None
+        self._refresh_lock = threading.Lock()
+        self._generation = self._read_generation()
+        self.collection = self._open_collection()
+
+    def _open_collection(self) -> Any:
         ef_class = _chroma_embedding_function_class()
-        with chroma_errors(f"opening collection {collection!r}"):
-            self.collection = client.get_or_create_collection(
-                collection,
-                embedding_function=ef_class(embedding_model),
-                metadata={"hnsw:space": "cosine", "embedding_model": embedding_model},
+        with chroma_errors(f"opening collection {self.name!r}"), _opening(self.path):
+            return self.client.get_or_create_collection(
+                self.name,
+                embedding_function=ef_class(self.embedding_model),
+                metadata={"hnsw:space": "cosine", "embedding_model": self.embedding_model},
             )
+
+    # -- several processes on one persistent directory ----------------------------------------
+
+    def claim_writes(self) -> None:
+        """Take the directory's write lock (kept until :meth:`release_writes`), first reading
+        what another process wrote before it let go.
+
+        Raises:
+            StoreLockedError: another process holds it.
+        """
+        if self._lock is None or self._lock.held:
+            return
+        if not self._lock.try_acquire():
+            raise StoreLockedError(self.path, holder_pid(self._lock.path))
+        self._refresh()
+
+    def release_writes(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    def _read_generation(self) -> bytes:
+        if self.path is None:
+            return b""
+        try:
+            return _beside(self.path, ".generation").read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def _wrote(self) -> None:
+        """Tell the directory's readers that it changed."""
+        if self.path is not None:
+            value = f"{os.getpid()}:{time.monotonic_ns()}".encode("ascii")
+            _beside(self.path, ".generation").write_bytes(value)
+            self._generation = value
+
+    def _fresh(self) -> None:
+        """Before a read: open the directory afresh if another process wrote it since."""
+        if self._lock is not None and not self._lock.held_in_process():
+            self._refresh()
+
+    def _refresh(self) -> None:
+        with self._refresh_lock:
+            generation = self._read_generation()
+            if generation == self._generation:
+                return
+            assert self.path is not None
+            # Chroma caches one System (its loaded index) per directory and process; a new
+            # client would get the stale one back. Drop it (the client that holds it keeps it).
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            SharedSystemClient._identifier_to_system.pop(str(self.path), None)
+            self.client = make_chroma_client(path=self.path)
+            self.collection = self._open_collection()
+            self._generation = generation
 
     @classmethod
     def open(
@@ -195,6 +274,7 @@ class VectorStore:
         """Embed (unless ``embeddings`` are given) and upsert chunk records."""
         if not ids:
             return
+        self.claim_writes()
         vectors = embeddings if embeddings is not None else self.embed(embedding_texts(texts, metadatas))
         with chroma_errors("writing vectors"):
             for i in range(0, len(ids), _UPSERT_BATCH):
@@ -205,6 +285,7 @@ class VectorStore:
                     documents=list(texts[i:j]),
                     metadatas=[_clean_metadata(m) for m in metadatas[i:j]],
                 )
+        self._wrote()
 
     def query(
         self,
@@ -223,26 +304,42 @@ class VectorStore:
         if until is not None:
             clauses.append({"observed_ts": {"$lt": _timestamp(until)}})
         where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
-        with chroma_errors("vector search"):
-            result = self.collection.query(
-                query_embeddings=np.asarray([embedding], dtype=np.float32),
-                n_results=max(1, k),
-                where=where,
-                include=["distances"],
-            )
+        self._fresh()
+        try:
+            with chroma_errors("vector search"):
+                result = self._query(embedding, k, where)
+        except VectorStoreError:
+            # A reader may load the index in the moment a writer adds to it: read it afresh, once.
+            if self._lock is None or self._lock.held_in_process():
+                raise
+            self._generation = b"?"
+            self._refresh()
+            with chroma_errors("vector search"):
+                result = self._query(embedding, k, where)
         ids = result["ids"][0] if result["ids"] else []
         distances = result["distances"][0] if result.get("distances") else [0.0] * len(ids)
         return [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
 
+    def _query(self, embedding: np.ndarray, k: int, where: Any) -> Any:
+        return self.collection.query(
+            query_embeddings=np.asarray([embedding], dtype=np.float32),
+            n_results=max(1, k),
+            where=where,
+            include=["distances"],
+        )
+
     def delete(self, ids: Sequence[str]) -> None:
         if not ids:
             return
+        self.claim_writes()
         with chroma_errors("deleting vectors"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 self.collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
+        self._wrote()
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
+        self._fresh()
         with chroma_errors("reading vector ids"):
             for i in range(0, len(ids), _UPSERT_BATCH):
                 found.update(self.collection.get(ids=list(ids[i : i + _UPSERT_BATCH]), include=[])["ids"])
@@ -251,6 +348,7 @@ class VectorStore:
     def iter_ids(self, *, batch_size: int = 5000) -> Iterator[list[str]]:
         """Every record id in the collection, in batches."""
         offset = 0
+        self._fresh()
         while True:
             with chroma_errors("listing vectors"):
                 ids = self.collection.get(include=[], limit=batch_size, offset=offset)["ids"]
@@ -260,6 +358,7 @@ class VectorStore:
             offset += len(ids)
 
     def count(self, namespace: str | None = None) -> int:
+        self._fresh()
         with chroma_errors("counting vectors"):
             if namespace is None:
                 return int(self.collection.count())
@@ -284,13 +383,38 @@ def make_chroma_client(*, path: Path | None = None, host: str | None = None, por
                 return chromadb.HttpClient(host=host, port=port, settings=settings)
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(path), settings=settings)
+            with _opening(path):  # two processes creating one directory at once
+                return chromadb.PersistentClient(path=str(path), settings=settings)
     except VectorStoreError as exc:
         if isinstance(exc.__cause__, PermissionError):
             raise ConfigError(
                 f"Chroma directory {path} is not writable: {exc.__cause__.strerror}; set MEMORY_GRAPH_DATA_DIR"
             ) from exc.__cause__
         raise
+
+
+def _persist_dir(client: Any) -> Path | None:
+    """The directory of a persistent Chroma client; None for a server or an ephemeral client."""
+    get_settings = getattr(client, "get_settings", None)
+    settings = get_settings() if get_settings is not None else None
+    if settings is None or not settings.is_persistent or not settings.persist_directory:
+        return None
+    return Path(settings.persist_directory)
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """``<dir><suffix>`` next to a Chroma directory (in the data directory by default)."""
+    return path.parent / f"{path.name}{suffix}"
+
+
+@contextmanager
+def _opening(path: Path | None) -> Iterator[None]:
+    """Serialise creating a Chroma directory and its collection between processes."""
+    if path is None:
+        yield
+        return
+    with exclusive(_beside(path, ".open.lock")):
+        yield
 
 
 @contextmanager
