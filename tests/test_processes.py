@@ -229,10 +229,10 @@ def test_processes_refused_writer_changes_nothing(tmp_path: Path) -> None:
 def test_processes_sqlite_synchronous_setting_is_applied(tmp_path: Path, synchronous: str) -> None:
     from sqlalchemy import text
 
-    with MemoryManager(Settings(data_dir=tmp_path / "data", sqlite_synchronous=synchronous)) as mm:
-        with mm.graph.engine.connect() as conn:
-            assert conn.execute(text("PRAGMA synchronous")).scalar() == {"NORMAL": 1, "FULL": 2}[synchronous]
-            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    settings = Settings(data_dir=tmp_path / "data", sqlite_synchronous=synchronous)
+    with MemoryManager(settings) as mm, mm.graph.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == {"NORMAL": 1, "FULL": 2}[synchronous]
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
 def test_processes_sqlite_synchronous_default_and_bad_value(monkeypatch: pytest.MonkeyPatch) -> None:
