@@ -30,6 +30,7 @@ orphaned or duplicated after repair, or a re-run was not idempotent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -133,10 +134,8 @@ def run_operation(mm: Any, op: str, r: int, work: Path, log: Any, candidates: li
             _ack(log, op="add", ns=ns, ext=f"{op}-{r}-{i}", doc=None, code=f"K{r}x{i}")
     elif op == "delete":
         for doc, _ns in candidates:
-            try:
+            with contextlib.suppress(DocumentNotFoundError):  # a re-run: deleted the first time
                 mm.delete(doc)
-            except DocumentNotFoundError:
-                pass  # a re-run: deleted the first time
             _ack(log, op="del", doc=doc)
     elif op == "merge":
         for i in range(ITEMS // 2):
@@ -153,10 +152,8 @@ def run_operation(mm: Any, op: str, r: int, work: Path, log: Any, candidates: li
             if i % 2 == 0:
                 for merge in mm.merges(mns):
                     if merge.undone_at is None:
-                        try:
+                        with contextlib.suppress(NotFoundError):
                             mm.undo_merge(merge.id)
-                        except NotFoundError:
-                            pass
                         _ack(log, op="undo", ns=mns, merge=merge.id)
     else:
         raise ValueError(op)
@@ -276,14 +273,32 @@ def _fork(target: Any) -> int:
     return pid
 
 
+def _wait_group_gone(pgid: int, timeout: float = 30) -> None:
+    """Until no process of the killed group (a re-ingest's workers) is left, zombies aside."""
+    from memory_graph.reingest.jobs import pid_alive
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                except OSError:
+                    continue
+                if len(fields) > 3 and int(fields[2]) == pgid:
+                    pids.append(int(entry.name))
+        if not any(pid_alive(p) for p in pids):
+            return
+        time.sleep(0.05)
+
+
 def _read_log(path: Path) -> list[dict[str, Any]]:
     entries = []
     if path.exists():
         for line in path.read_text().splitlines():
-            try:
+            with contextlib.suppress(json.JSONDecodeError):  # a line cut short: never acknowledged
                 entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass  # the line the kill cut short was never acknowledged
     return entries
 
 
@@ -342,7 +357,9 @@ def run(args: argparse.Namespace) -> Totals:
                 op = "add"
             log_path, ready = work / f"ack-{r}.log", work / f"ready-{r}"
 
-            def child(op: str = op, r: int = r, log_path: Path = log_path, ready: Path = ready) -> None:
+            def child(
+                op: str = op, r: int = r, log_path: Path = log_path, ready: Path = ready, candidates: list = candidates
+            ) -> None:
                 with manager() as mm, log_path.open("a") as log:
                     ready.touch()
                     run_operation(mm, op, r, work, log, candidates)
@@ -357,6 +374,7 @@ def run(args: argparse.Namespace) -> Totals:
             time.sleep(rng.uniform(0.0, span))
             os.killpg(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+            _wait_group_gone(pid)
             totals.kills += 1
             totals.by_operation[op] = totals.by_operation.get(op, 0) + 1
             mid = not (work / f"done-{r}").exists()
@@ -373,7 +391,9 @@ def run(args: argparse.Namespace) -> Totals:
             totals.acknowledged += sum(1 for e in acks if e["op"] == "add")
             result_path = work / f"check-{r}.json"
 
-            def checker(op: str = op, r: int = r, result_path: Path = result_path) -> None:
+            def checker(
+                op: str = op, r: int = r, result_path: Path = result_path, candidates: list = candidates
+            ) -> None:
                 with manager() as mm:
                     result_path.write_text(json.dumps(check(mm, state, op, r, work, candidates)))
 
@@ -424,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
-    parser.add_argument("--span", type=float, default=2.0, help="kill within this many seconds of the start")
+    parser.add_argument("--span", type=float, default=1.2, help="kill within this many seconds of the start")
     parser.add_argument(
         "--reingest-span", type=float, default=25.0, help="the same, for a re-ingest (its workers load models)"
     )

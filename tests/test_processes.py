@@ -285,3 +285,139 @@ def test_processes_open_a_new_store_at_once(tmp_path: Path, count: int) -> None:
         with sqlite3.connect(data_dir / "memory.db") as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
+
+
+# -- PostgreSQL and a Chroma server: many writing processes -----------------------------------
+
+PG_WRITER = r"""
+import json, os, sys, time
+from pathlib import Path
+from memory_graph import MemoryManager, Settings
+url, port, data_dir, go, name, n = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+people = ["Alice Moreau", "Bram Okafor", "Ingrid Sato", "Oren Vidal"]
+cities = ["Oslo", "Lisbon", "Quito", "Perth"]
+acked, failed = [], 0
+with MemoryManager(Settings(data_dir=data_dir, database_url=url, chroma_host="127.0.0.1", chroma_port=port)) as mm:
+    mm.extractor.tokenize("warm up"); mm.vectors.embed(["warm up"])
+    print("ready", flush=True)
+    while not go.exists():
+        time.sleep(0.02)
+    for i in range(n):
+        a, b = people[i % 4], people[(i + 1) % 4]
+        text = f"{a} met {b} at the {cities[i % 4]} office on day {i}, code P{name}x{i}."
+        try:
+            rec = mm.add(text, namespace="team", external_id=f"{name}-{i}", metadata={"speaker": a})
+            acked.append([rec.document_id, f"{name}-{i}"])
+        except Exception as exc:
+            failed += 1
+            print(repr(exc), file=sys.stderr)
+print(json.dumps({"acked": acked, "failed": failed}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, database_url: str) -> None:
+    """8 processes write turns about the same four people to PostgreSQL and a Chroma server at
+    once: no failed write, no duplicate entity or relation, every memory found afterwards."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the PostgreSQL parameter runs this")
+    import socket
+
+    from sqlalchemy import create_engine, text
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    chroma = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "chroma"),
+            "run",
+            "--path",
+            str(tmp_path / "served"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "chroma run did not start"
+                time.sleep(0.2)
+        go, n = tmp_path / "go", 10
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    PG_WRITER,
+                    database_url,
+                    str(port),
+                    str(tmp_path / f"d{i}"),
+                    str(go),
+                    f"w{i}",
+                    str(n),
+                ],
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(8)
+        ]
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.communicate()[1][-3000:]
+        go.touch()
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=900)
+            assert proc.returncode == 0, err[-3000:]
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        assert sum(r["failed"] for r in results) == 0
+        acked = [a for r in results for a in r["acked"]]
+        assert len(acked) == 8 * n
+        engine = create_engine(database_url)
+        with engine.connect() as conn:
+            dup_entities = conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT namespace, label, key FROM entities GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+                )
+            ).scalar()
+            dup_relations = conn.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT namespace, source_id, predicate, target_id FROM relations"
+                    " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d"
+                )
+            ).scalar()
+            people = conn.execute(
+                text(
+                    "SELECT count(*) FROM entities WHERE namespace = 'team' AND label = 'PERSON' AND merged_into IS NULL"
+                )
+            ).scalar()
+        engine.dispose()
+        assert dup_entities == 0 and dup_relations == 0
+        assert people is not None and people <= 8  # four people (and, at most, their first names)
+        settings = Settings(
+            data_dir=tmp_path / "check", database_url=database_url, chroma_host="127.0.0.1", chroma_port=port
+        )
+        with MemoryManager(settings) as mm:
+            assert mm.stats("team").documents == 8 * n
+            for doc_id, ext in acked:
+                assert mm.get(doc_id).external_id == ext
+            assert mm.verify().ok
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        chroma.terminate()
+        chroma.wait(30)
