@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -41,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -256,21 +256,16 @@ def _settings(args: argparse.Namespace, data_dir: Path) -> Any:
     )
 
 
-def _fork(target: Any) -> int:
-    pid = os.fork()
-    if pid == 0:  # the child: its own process group, so a kill takes its workers too
-        os.setpgid(0, 0)
-        code = 0
-        try:
-            target()
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    return pid
+def _in_own_group(target: Any) -> None:
+    os.setpgid(0, 0)  # its own process group, so that a kill takes its workers too
+    target()
+
+
+def _fork(target: Any) -> Any:
+    """``target`` in a forked child (the models already loaded), started."""
+    process = multiprocessing.get_context("fork").Process(target=_in_own_group, args=(target,))
+    process.start()
+    return process
 
 
 def _wait_group_gone(pgid: int, timeout: float = 30) -> None:
@@ -366,14 +361,15 @@ def run(args: argparse.Namespace) -> Totals:
                 (work / f"done-{r}").touch()
                 time.sleep(3600)  # finished before the kill: wait for it
 
-            pid = _fork(child)
+            process = _fork(child)
+            pid = process.pid
             deadline = time.monotonic() + 120
             while not ready.exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
             span = args.reingest_span if op == "reingest" else args.span
             time.sleep(rng.uniform(0.0, span))
             os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            process.join()
             _wait_group_gone(pid)
             totals.kills += 1
             totals.by_operation[op] = totals.by_operation.get(op, 0) + 1
@@ -397,8 +393,9 @@ def run(args: argparse.Namespace) -> Totals:
                 with manager() as mm:
                     result_path.write_text(json.dumps(check(mm, state, op, r, work, candidates)))
 
-            cpid = _fork(checker)
-            _, status = os.waitpid(cpid, 0)
+            checking = _fork(checker)
+            checking.join()
+            status = checking.exitcode
             if status != 0 or not result_path.exists():
                 totals.problems.append(f"round {r} ({op}): the check failed (status {status})")
                 continue
@@ -444,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
-    parser.add_argument("--span", type=float, default=1.2, help="kill within this many seconds of the start")
+    parser.add_argument("--span", type=float, default=0.6, help="kill within this many seconds of the start")
     parser.add_argument(
         "--reingest-span", type=float, default=25.0, help="the same, for a re-ingest (its workers load models)"
     )

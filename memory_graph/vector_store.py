@@ -9,6 +9,7 @@ led by its speaker's name (:func:`embedding_texts`); the stored document is the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -235,11 +236,12 @@ class VectorStore:
             if generation == self._generation:
                 return
             assert self.path is not None
-            # Chroma caches one System (its loaded index) per directory and process; a new
-            # client would get the stale one back. Drop it (the client that holds it keeps it).
-            from chromadb.api.shared_system_client import SharedSystemClient
-
-            SharedSystemClient._identifier_to_system.pop(str(self.path), None)
+            # Chroma shares one System (the loaded index) between the clients of a directory in
+            # a process, and a new client would get the stale one back: closing the last client
+            # of the directory stops it. (Other open clients of it in this process keep it alive,
+            # and the view stale: a reading process opens one store per directory.)
+            with contextlib.suppress(Exception):
+                self.client.close()
             self.client = make_chroma_client(path=self.path)
             self.collection = self._open_collection()
             self._generation = generation

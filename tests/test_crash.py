@@ -29,6 +29,7 @@ def _crash(tmp_path: Path, *args: str) -> dict:
         timeout=1800,
     )
     assert out.exists(), proc.stderr[-4000:]
+    print(out.read_text())
     return json.loads(out.read_text())
 
 
