@@ -67,7 +67,8 @@ class Totals:
     kills: int = 0
     kills_mid_operation: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
-    acknowledged: int = 0
+    acknowledged: int = 0  # by the killed operations
+    checked_at_end: int = 0  # acknowledged memories (re-runs included) the last check found
     lost: int = 0
     not_searchable: int = 0
     orphans_before_repair: int = 0
@@ -364,8 +365,12 @@ def run(args: argparse.Namespace) -> Totals:
             process = _fork(child)
             pid = process.pid
             deadline = time.monotonic() + 120
-            while not ready.exists() and time.monotonic() < deadline:
+            while not ready.exists() and process.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.01)
+            if not ready.exists():
+                process.kill()
+                process.join()
+                raise RuntimeError(f"round {r} ({op}): the child did not open the store (exit {process.exitcode})")
             span = args.reingest_span if op == "reingest" else args.span
             time.sleep(rng.uniform(0.0, span))
             os.killpg(pid, signal.SIGKILL)
@@ -418,6 +423,7 @@ def run(args: argparse.Namespace) -> Totals:
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    totals.checked_at_end = len(state["live"])
     totals.problems += [] if totals.kills else ["no kills"]
     print(f"{totals.kills} kills in {time.monotonic() - started:.0f} s", flush=True)
     return totals
@@ -441,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
-    parser.add_argument("--span", type=float, default=0.6, help="kill within this many seconds of the start")
+    parser.add_argument("--span", type=float, default=1.0, help="kill within this many seconds of the start")
     parser.add_argument(
         "--reingest-span", type=float, default=25.0, help="the same, for a re-ingest (its workers load models)"
     )
@@ -487,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
                     if time.monotonic() > deadline:
                         raise RuntimeError("chroma run did not start") from None
                     time.sleep(0.2)
+            from memory_graph import GraphStore
+
+            GraphStore.from_url(args.database_url, auto_upgrade=True).close()  # a server database: migrated once
         totals = run(args)
     finally:
         if chroma is not None:

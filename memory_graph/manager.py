@@ -456,8 +456,9 @@ class MemoryManager:
 
     def verify(self, *, repair: bool = False) -> ConsistencyReport:
         """Check that both stores agree; with ``repair``, fix them from the SQL side."""
-        if not repair:
-            return consistency.verify(self.graph, self.vectors)
+        if not repair:  # a reader may verify: no write lock across processes
+            with self._write_lock:
+                return consistency.verify(self.graph, self.vectors)
         with self._writing():
             return consistency.verify(self.graph, self.vectors, repair=True)
 
