@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -293,7 +294,7 @@ PG_WRITER = r"""
 import json, os, sys, time
 from pathlib import Path
 from memory_graph import MemoryManager, Settings
-url, port, data_dir, go, name, n = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+url, port, data_dir, go, name, n, ns = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5], int(sys.argv[6]), sys.argv[7]
 people = ["Alice Moreau", "Bram Okafor", "Ingrid Sato", "Oren Vidal"]
 cities = ["Oslo", "Lisbon", "Quito", "Perth"]
 acked, failed = [], 0
@@ -306,7 +307,7 @@ with MemoryManager(Settings(data_dir=data_dir, database_url=url, chroma_host="12
         a, b = people[i % 4], people[(i + 1) % 4]
         text = f"{a} met {b} at the {cities[i % 4]} office on day {i}, code P{name}x{i}."
         try:
-            rec = mm.add(text, namespace="team", external_id=f"{name}-{i}", metadata={"speaker": a})
+            rec = mm.add(text, namespace=ns, external_id=f"{name}-{i}", metadata={"speaker": a})
             acked.append([rec.document_id, f"{name}-{i}"])
         except Exception as exc:
             failed += 1
@@ -317,12 +318,16 @@ print(json.dumps({"acked": acked, "failed": failed}))
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, database_url: str) -> None:
+def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, postgres_server_url: str) -> None:
     """8 processes write turns about the same four people to PostgreSQL and a Chroma server at
     once: no failed write, no duplicate entity or relation, every memory found afterwards."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the PostgreSQL parameter runs this")
     import socket
+
+    from memory_graph import GraphStore
+
+    database_url = postgres_server_url
+    GraphStore.from_url(database_url, auto_upgrade=True).close()
+    ns = f"team-{uuid.uuid4().hex[:8]}"
 
     from sqlalchemy import create_engine, text
 
@@ -394,14 +399,16 @@ def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, 
             ).scalar()
             dup_relations = conn.execute(
                 text(
-                    "SELECT count(*) FROM (SELECT namespace, source_id, predicate, target_id FROM relations"
-                    " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d"
-                )
+                    "SELECT count(*) FROM (SELECT source_id, predicate, target_id FROM relations"
+                    " WHERE namespace = :ns GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+                ),
+                {"ns": ns},
             ).scalar()
             people = conn.execute(
                 text(
-                    "SELECT count(*) FROM entities WHERE namespace = 'team' AND label = 'PERSON' AND merged_into IS NULL"
-                )
+                    "SELECT count(*) FROM entities WHERE namespace = :ns AND label = 'PERSON' AND merged_into IS NULL"
+                ),
+                {"ns": ns},
             ).scalar()
         engine.dispose()
         assert dup_entities == 0 and dup_relations == 0
@@ -410,7 +417,7 @@ def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, 
             data_dir=tmp_path / "check", database_url=database_url, chroma_host="127.0.0.1", chroma_port=port
         )
         with MemoryManager(settings) as mm:
-            assert mm.stats("team").documents == 8 * n
+            assert mm.stats(ns).documents == 8 * n
             for doc_id, ext in acked:
                 assert mm.get(doc_id).external_id == ext
             assert mm.verify().ok
