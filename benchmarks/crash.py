@@ -7,8 +7,8 @@ acknowledgement to a log, fsynced, the moment the call returns. The parent kills
 whole process group (workers included) at a random, seeded moment. A fresh child then:
 
 1. checks that every acknowledged memory is present in SQL and in the vector index (and that
-   this round's are found by a search for their unique code word); deleted ones are gone and
-   undone merges stay undone;
+   this round's are found by a search for their unique code word and by their own vector);
+   deleted ones are gone and undone merges stay undone;
 2. counts orphans on both sides (chunks without vectors, vectors without chunks, unconfirmed
    chunks) and duplicates (documents by namespace and external id, chunks by document and
    position, relations by their ends and predicate);
@@ -210,8 +210,15 @@ def check(mm: Any, state: dict[str, Any], op: str, r: int, work: Path, candidate
     out["not_searchable"] = 0
     for key in state["this_round"]:
         ns, ext = key.split("|", 1)
-        hits = mm.search(f"code {live[key]}", namespace=ns, k=3)
-        if docs.get((ns, ext)) not in {h.document_id for h in hits}:
+        doc = docs.get((ns, ext))
+        if doc is None:
+            continue  # counted as lost
+        # Found by a search for its code word (k above the namespace's size: the ranking among
+        # near-identical texts is not what is checked), and by its own vector.
+        hits = mm.search(f"code {live[key]}", namespace=ns, k=ITEMS + 2)
+        chunk = mm.get(doc).chunk_ids[0]
+        own = mm.vectors.query(mm.vectors.embed([mm.graph.chunks([chunk])[chunk].text])[0], namespace=ns, k=3)
+        if doc not in {h.document_id for h in hits} or chunk not in {cid for cid, _ in own}:
             out["not_searchable"] += 1
     for doc in state["deleted"]:
         try:
@@ -220,7 +227,8 @@ def check(mm: Any, state: dict[str, Any], op: str, r: int, work: Path, candidate
         except Exception:
             pass
     for ns, merge_id in state["undone"]:
-        if not any(m.id == merge_id and m.undone_at is not None for m in mm.merges(ns)):
+        # (A delete of the memories it joined removes a merge with its entities.)
+        if any(m.id == merge_id and m.undone_at is None for m in mm.merges(ns)):
             out["problems"].append(f"undone merge {merge_id} of {ns} is not undone")
     before = mm.verify()
     out["orphans_before"] = _orphans(before)
