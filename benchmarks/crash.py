@@ -463,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     chroma = None
+    chroma_dir = Path()
     admin = None
     db_name = f"memory_graph_crash_{uuid.uuid4().hex[:8]}"
     try:
@@ -509,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         if chroma is not None:
             chroma.terminate()
             chroma.wait(30)
+            shutil.rmtree(chroma_dir, ignore_errors=True)
         if admin is not None:
             from sqlalchemy import text
 
