@@ -22,6 +22,7 @@ from memory_graph.errors import (
     NotFoundError,
     SchemaOutOfDateError,
     StoreError,
+    StoreLockedError,
     VectorStoreError,
 )
 from memory_graph.extraction import Extractor, load_pipeline
@@ -123,6 +124,7 @@ __all__ = [
     "Settings",
     "Stats",
     "StoreError",
+    "StoreLockedError",
     "VectorStore",
     "VectorStoreError",
     "__version__",

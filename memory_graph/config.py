@@ -11,7 +11,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=64, ge=1, description="Texts per batch on the batch path.")
     namespace: str = Field(default=DEFAULT_NAMESPACE, description="Namespace used when none is given.")
     resolve_aliases: bool = Field(default=True, description='Merge "Bob" into "Bob Smith" when unambiguous.')
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        default="NORMAL",
+        description="SQLite PRAGMA synchronous: NORMAL survives a killed process, FULL an OS crash too (slower commits).",
+    )
     # The HTTP server (memory-graph serve) and its clients.
     server_host: str = Field(default="127.0.0.1", description="Address `memory-graph serve` listens on (loopback).")
     server_port: int = Field(default=8765, ge=0, le=65535, description="Port `memory-graph serve` listens on.")

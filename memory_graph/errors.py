@@ -9,7 +9,8 @@
     ├── StoreError
     │   ├── GraphStoreError               the relational store failed (wraps sqlalchemy errors)
     │   │   └── SchemaOutOfDateError      the database is not at the migration head
-    │   └── VectorStoreError              Chroma failed (wraps chromadb errors)
+    │   ├── VectorStoreError              Chroma failed (wraps chromadb errors)
+    │   └── StoreLockedError              another process is writing this embedded store (names its pid)
     ├── NotFoundError (LookupError)       no such entity / document
     │   ├── EntityNotFoundError
     │   └── DocumentNotFoundError
@@ -53,6 +54,20 @@ class SchemaOutOfDateError(GraphStoreError):
 
 class VectorStoreError(StoreError):
     """The vector store (Chroma) failed."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the write lock of this embedded store (one writing process each)."""
+
+    def __init__(self, path: object, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        holder = f"process {pid}" if pid is not None else "another process"
+        super().__init__(
+            f"the embedded store {path} is being written by {holder}; one process may write an embedded store "
+            "at a time (others may read it): stop that process, write through it (memory-graph serve), "
+            "or use PostgreSQL and a Chroma server"
+        )
 
 
 class NotFoundError(MemoryGraphError, LookupError):

@@ -13,7 +13,8 @@ import gc
 import numbers
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -89,7 +90,9 @@ class MemoryManager:
             prepare_data_dir(self.settings)
         # An embedded SQLite file upgrades itself; a server database that is behind says so.
         url = self.settings.sqlalchemy_url
-        self.graph = graph or GraphStore.from_url(url, auto_upgrade=url.startswith("sqlite"))
+        self.graph = graph or GraphStore.from_url(
+            url, auto_upgrade=url.startswith("sqlite"), sqlite_synchronous=self.settings.sqlite_synchronous
+        )
         try:
             self.vectors = vectors or VectorStore.open(
                 path=self.settings.chroma_dir,
@@ -165,7 +168,17 @@ class MemoryManager:
         """Release database connections. The manager cannot be used afterwards."""
         if not self._closed:
             self._closed = True
+            self.vectors.release_writes()
             self.graph.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write of this manager: after this process's other writes, and only while this
+        process may write the vector index (an embedded directory has one writing process:
+        :meth:`VectorIndex.claim_writes` raises :class:`StoreLockedError` before anything changes)."""
+        with self._write_lock:
+            self.vectors.claim_writes()
+            yield
 
     def __enter__(self) -> MemoryManager:
         return self
@@ -274,7 +287,7 @@ class MemoryManager:
         ``embeddings`` maps a chunk's content hash to a vector already computed with the vector
         store's model (a re-ingest reuses the stored vectors this way); other chunks are embedded.
         """
-        with self._write_lock:
+        with self._writing():
             return store_memories(
                 items,
                 graph=self.graph,
@@ -293,7 +306,7 @@ class MemoryManager:
         rows = self.graph.chunks_to_index(chunk_ids) if chunk_ids else []
         if not rows:
             return set()
-        with self._write_lock:
+        with self._writing():
             consistency.reindex(self.graph, self.vectors, rows)
         return {r.document_id for r in rows}
 
@@ -307,7 +320,7 @@ class MemoryManager:
         Raises:
             DocumentNotFoundError: no live memory has this id; nothing changes.
         """
-        with self._write_lock:
+        with self._writing():
             deleted = self.graph.delete_document(self._resolve(memory_id, namespace).id)
             if deleted is None:
                 raise DocumentNotFoundError(memory_id, self._namespace(namespace))
@@ -327,7 +340,7 @@ class MemoryManager:
         """
         if not isinstance(namespace, str) or not namespace.strip():
             raise InputError(f"namespace {namespace!r} must be a non-empty string")
-        with self._write_lock:
+        with self._writing():
             counts, chunk_ids = self.graph.forget_namespace(namespace)
             vectors = self.vectors.delete_namespace(namespace)
             # Records of these chunks written without the namespace in their metadata, if any.
@@ -502,7 +515,7 @@ class MemoryManager:
             raise InputError(f"merge id must be an integer, not {type(merge_id).__name__}")
         if not 0 < merge_id < 2**63:  # no merge has it (and the database could not compare it)
             raise NotFoundError("merge", merge_id)
-        with self._write_lock:
+        with self._writing():
             self.graph.undo_merge(merge_id)
 
     def get(self, memory_id: str, *, namespace: str | None = None) -> MemoryRecord:
@@ -543,13 +556,16 @@ class MemoryManager:
         Returns the number moved: 0 when the store has the per-namespace layout already."""
         if not isinstance(self.vectors, VectorStore):
             return 0
-        with self._write_lock:
+        with self._writing():
             return split_shared_collection(self.vectors, progress=progress)
 
     def verify(self, *, repair: bool = False) -> ConsistencyReport:
         """Check that both stores agree; with ``repair``, fix them from the SQL side."""
-        with self._write_lock:
-            return consistency.verify(self.graph, self.vectors, repair=repair)
+        if not repair:  # a reader may verify: no write lock across processes
+            with self._write_lock:
+                return consistency.verify(self.graph, self.vectors)
+        with self._writing():
+            return consistency.verify(self.graph, self.vectors, repair=True)
 
 
 def check_k(k: Any, max_k: int) -> int:

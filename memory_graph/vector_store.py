@@ -18,10 +18,13 @@ led by its speaker's name (:func:`embedding_texts`); the stored document is the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -31,8 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from memory_graph.embeddings import DEFAULT_EMBEDDING_MODEL, load_sentence_transformer, load_single_text_encoder
-from memory_graph.errors import ConfigError, MemoryGraphError, VectorStoreError
+from memory_graph.errors import ConfigError, MemoryGraphError, StoreLockedError, VectorStoreError
 from memory_graph.filters import CHROMA_PREFIX, filterable_key, is_scalar
+from memory_graph.locks import HeldLock, exclusive, holder_pid
 from memory_graph.vocabulary import speaker_of
 
 if TYPE_CHECKING:
@@ -149,6 +153,14 @@ class VectorIndex(Protocol):
 
     def delete_namespace(self, namespace: str) -> int: ...
 
+    def claim_writes(self) -> None:
+        """Make sure this process may write the index (before the SQL side of a write)."""
+        ...
+
+    def release_writes(self) -> None:
+        """Give up what :meth:`claim_writes` took."""
+        ...
+
 
 class CollectionRegistry(Protocol):
     """Where the namespaces that have a collection are recorded: the relational store
@@ -213,6 +225,13 @@ class VectorStore:
         embedding_model: recorded in the collections so their records can be reused safely.
         registry: where the namespaces with a collection are recorded; the manager passes its
             relational store. Without one, the collections' own metadata is listed.
+
+    A persistent directory is written by one process at a time: the first write takes its
+    lock (``<dir>.lock``, an flock, held until :meth:`release_writes`), and a write from another
+    process meanwhile raises :class:`StoreLockedError` naming the holder. Other processes read it:
+    each write bumps ``<dir>.generation``, and a reader that finds it changed opens the directory
+    afresh before it reads, because a Chroma client keeps the index it loaded and would miss
+    (or fail on) the writer's records (docs/architecture.md, "Several processes").
     """
 
     def __init__(
@@ -239,14 +258,79 @@ class VectorStore:
         self.embedding_function = _chroma_embedding_function_class()(embedding_model)
         self._collections: dict[str, Any] = {}  # namespace → its collection, once opened
         self._lock = threading.Lock()
-        self.shared: Any = None  # the shared collection of a store written before this layout
+        self.path = _persist_dir(client)
+        self._writer = HeldLock(_beside(self.path, ".lock")) if self.path is not None else None
+        self._refresh_lock = threading.Lock()
+        self._generation = self._read_generation()
+        self.shared: Any = self._open_shared()  # the shared collection of a store written before this layout
+
+    def _open_shared(self) -> Any:
         from chromadb.errors import NotFoundError
 
-        with chroma_errors(f"opening collection {collection!r}"):
+        with chroma_errors(f"opening collection {self.name!r}"):
             try:
-                self.shared = client.get_collection(collection, embedding_function=self.embedding_function)
+                return self.client.get_collection(self.name, embedding_function=self.embedding_function)
             except NotFoundError:
-                self.shared = None
+                return None
+
+    # -- several processes on one persistent directory ----------------------------------------
+
+    def claim_writes(self) -> None:
+        """Take the directory's write lock (kept until :meth:`release_writes`), first reading
+        what another process wrote before it let go.
+
+        Raises:
+            StoreLockedError: another process holds it.
+        """
+        if self._writer is None or self._writer.held:
+            return
+        if not self._writer.try_acquire():
+            raise StoreLockedError(self.path, holder_pid(self._writer.path))
+        self._refresh()
+
+    def release_writes(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+    def _read_generation(self) -> bytes:
+        if self.path is None:
+            return b""
+        try:
+            return _beside(self.path, ".generation").read_bytes()
+        except FileNotFoundError:
+            return b""
+
+    def _wrote(self) -> None:
+        """Tell the directory's readers that it changed."""
+        if self.path is not None:
+            value = f"{os.getpid()}:{time.monotonic_ns()}".encode("ascii")
+            _beside(self.path, ".generation").write_bytes(value)
+            self._generation = value
+
+    def _fresh(self) -> None:
+        """Before a read: open the directory afresh if another process wrote it since."""
+        if self._writer is not None and not self._writer.held_in_process():
+            self._refresh()
+
+    def _refresh(self) -> None:
+        with self._refresh_lock:
+            generation = self._read_generation()
+            if generation == self._generation:
+                return
+            assert self.path is not None
+            # Chroma shares one System (the loaded index) between the clients of a directory in
+            # a process, and a new client would get the stale one back: closing the last client
+            # of the directory stops it. (Other open clients of it in this process keep it alive,
+            # and the view stale: a reading process opens one store per directory.)
+            with contextlib.suppress(Exception):
+                self.client.close()
+            self.client = make_chroma_client(path=self.path)
+            if isinstance(self.registry, ChromaRegistry):
+                self.registry.client = self.client
+            with self._lock:
+                self._collections.clear()
+            self.shared = self._open_shared()  # another process may have upgraded the layout
+            self._generation = generation
 
     @classmethod
     def open(
@@ -299,16 +383,17 @@ class VectorStore:
         with self._lock, chroma_errors(f"opening the collection of namespace {namespace!r}"):
             if create:
                 self.registry.register_vector_collection(self.name, namespace, name)
-                found = self.client.get_or_create_collection(
-                    name,
-                    embedding_function=self.embedding_function,
-                    metadata={
-                        "hnsw:space": "cosine",
-                        "embedding_model": self.embedding_model,
-                        INDEX_KEY: self.name,
-                        NAMESPACE_KEY: namespace,
-                    },
-                )
+                with _opening(self.path):
+                    found = self.client.get_or_create_collection(
+                        name,
+                        embedding_function=self.embedding_function,
+                        metadata={
+                            "hnsw:space": "cosine",
+                            "embedding_model": self.embedding_model,
+                            INDEX_KEY: self.name,
+                            NAMESPACE_KEY: namespace,
+                        },
+                    )
             else:
                 try:
                     found = self.client.get_collection(name, embedding_function=self.embedding_function)
@@ -335,9 +420,11 @@ class VectorStore:
         """Remove every vector of ``namespace``, and say how many there were: its collection goes
         (in the old layout, its records of the shared one), then its record in the registry."""
         removed = self.count(namespace)
+        self.claim_writes()
         if self.shared is not None:
             with chroma_errors(f"deleting the vectors of namespace {namespace!r}"):
                 self.shared.delete(where={"namespace": namespace})
+            self._wrote()
             return removed
         from chromadb.errors import NotFoundError
 
@@ -346,6 +433,7 @@ class VectorStore:
             with suppress(NotFoundError):
                 self.client.delete_collection(self.collection_name(namespace))
             self.registry.unregister_vector_collection(self.name, namespace)
+        self._wrote()
         return removed
 
     # -- records -----------------------------------------------------------------------------
@@ -362,6 +450,7 @@ class VectorStore:
         collection of its metadata's ``namespace``."""
         if not ids:
             return
+        self.claim_writes()
         vectors = embeddings if embeddings is not None else self.embed(embedding_texts(texts, metadatas))
         groups: dict[str, list[int]] = {}
         for i, meta in enumerate(metadatas):
@@ -377,6 +466,7 @@ class VectorStore:
                         documents=[texts[p] for p in part],
                         metadatas=[_clean_metadata(metadatas[p]) for p in part],
                     )
+        self._wrote()
 
     def query(
         self,
@@ -402,15 +492,28 @@ class VectorStore:
         if until is not None:
             clauses.append({"observed_ts": {"$lt": _timestamp(until)}})
         where = None if not clauses else clauses[0] if len(clauses) == 1 else {"$and": clauses}
+        self._fresh()
+        try:
+            with chroma_errors("vector search"):
+                return self._query(embedding, namespace, k, where)
+        except VectorStoreError:
+            # A reader may load the index in the moment a writer adds to it: read it afresh, once.
+            if self._writer is None or self._writer.held_in_process():
+                raise
+            self._generation = b"?"
+            self._refresh()
+            with chroma_errors("vector search"):
+                return self._query(embedding, namespace, k, where)
+
+    def _query(self, embedding: np.ndarray, namespace: str | None, k: int, where: Any) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = []
         for _, collection in self._targets(namespace):
-            with chroma_errors("vector search"):
-                result = collection.query(
-                    query_embeddings=np.asarray([embedding], dtype=np.float32),
-                    n_results=max(1, k),
-                    where=where,
-                    include=["distances"],
-                )
+            result = collection.query(
+                query_embeddings=np.asarray([embedding], dtype=np.float32),
+                n_results=max(1, k),
+                where=where,
+                include=["distances"],
+            )
             ids = result["ids"][0] if result["ids"] else []
             distances = result["distances"][0] if result.get("distances") else [0.0] * len(ids)
             found += [(i, 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
@@ -421,14 +524,17 @@ class VectorStore:
         """Delete records by id from the namespace's collection (``None``: from every one)."""
         if not ids:
             return
+        self.claim_writes()
         with chroma_errors("deleting vectors"):
             for _, collection in self._targets(namespace):
                 for i in range(0, len(ids), _UPSERT_BATCH):
                     collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
+        self._wrote()
 
     def existing_ids(self, ids: Sequence[str], *, namespace: str | None = None) -> set[str]:
         """Those of ``ids`` stored in the namespace's collection (``None``: in any)."""
         found: set[str] = set()
+        self._fresh()
         with chroma_errors("reading vector ids"):
             for _, collection in self._targets(namespace):
                 for i in range(0, len(ids), _UPSERT_BATCH):
@@ -443,6 +549,7 @@ class VectorStore:
     def iter_namespace_ids(self, *, batch_size: int = 5000) -> Iterator[tuple[str | None, list[str]]]:
         """Every record id in batches, each with the namespace whose collection holds it
         (``None`` for the shared collection of the old layout, which holds any namespace)."""
+        self._fresh()
         for namespace, collection in self._targets(None):
             offset = 0
             while True:
@@ -454,6 +561,7 @@ class VectorStore:
                 offset += len(ids)
 
     def count(self, namespace: str | None = None) -> int:
+        self._fresh()
         with chroma_errors("counting vectors"):
             if self.shared is not None and namespace is not None:
                 return len(self.shared.get(where={"namespace": namespace}, include=[])["ids"])
@@ -473,6 +581,7 @@ def split_shared_collection(
     shared = store.shared
     if shared is None:
         return 0
+    store.claim_writes()
     moved = 0
     offset = 0
     store.shared = None  # from here on, writes go to the namespaces' collections
@@ -499,6 +608,7 @@ def split_shared_collection(
             raise VectorStoreError(f"moved {moved} of {total} vectors of the shared collection; run the upgrade again")
         with chroma_errors("deleting the shared collection"):
             store.client.delete_collection(shared.name)
+        store._wrote()
     except BaseException:
         store.shared = shared
         raise
@@ -523,13 +633,38 @@ def make_chroma_client(*, path: Path | None = None, host: str | None = None, por
                 return chromadb.HttpClient(host=host, port=port, settings=settings)
             assert path is not None
             path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(path), settings=settings)
+            with _opening(path):  # two processes creating one directory at once
+                return chromadb.PersistentClient(path=str(path), settings=settings)
     except VectorStoreError as exc:
         if isinstance(exc.__cause__, PermissionError):
             raise ConfigError(
                 f"Chroma directory {path} is not writable: {exc.__cause__.strerror}; set MEMORY_GRAPH_DATA_DIR"
             ) from exc.__cause__
         raise
+
+
+def _persist_dir(client: Any) -> Path | None:
+    """The directory of a persistent Chroma client; None for a server or an ephemeral client."""
+    get_settings = getattr(client, "get_settings", None)
+    settings = get_settings() if get_settings is not None else None
+    if settings is None or not settings.is_persistent or not settings.persist_directory:
+        return None
+    return Path(settings.persist_directory)
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """``<dir><suffix>`` next to a Chroma directory (in the data directory by default)."""
+    return path.parent / f"{path.name}{suffix}"
+
+
+@contextmanager
+def _opening(path: Path | None) -> Iterator[None]:
+    """Serialise creating a Chroma directory and its collections between processes."""
+    if path is None:
+        yield
+        return
+    with exclusive(_beside(path, ".open.lock")):
+        yield
 
 
 @contextmanager

@@ -312,3 +312,38 @@ def test_manager_warm_up_freezes_what_is_loaded_and_still_collects_new_garbage(m
         assert [hit.external_id for hit in manager.search("Where does Alice work?", namespace="warm")] == ["msg-1"]
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.slow
+def test_manager_eight_threads_of_mixed_operations(manager: MemoryManager) -> None:
+    """8 threads x 25 mixed operations (add, search, get, stats, delete) on one manager: no
+    error, and both stores agree afterwards on exactly what was added and not deleted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def worker(i: int) -> tuple[int, int]:
+        mine: list[str] = []
+        added = deleted = 0
+        for j in range(25):
+            kind = j % 5
+            if kind in (0, 4) or not mine:
+                rec = manager.add(
+                    f"Agent {i} logged visit {j} to the Bergen yard.", namespace="mixed", external_id=f"{i}-{j}"
+                )
+                mine.append(rec.document_id)
+                added += 1
+            elif kind == 1:
+                manager.search(f"Agent {i} visit to Bergen", namespace="mixed", k=3)
+            elif kind == 2:
+                assert manager.get(mine[-1]).namespace == "mixed"
+                manager.stats("mixed")
+            else:
+                manager.delete(mine.pop(0))
+                deleted += 1
+        return added, deleted
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(worker, range(8)))
+    live = sum(a - d for a, d in results)
+    stats = manager.stats("mixed")
+    assert (stats.documents, stats.chunks, stats.vectors) == (live, live, live)
+    assert manager.verify().ok

@@ -87,6 +87,12 @@ class RelayVectorStore:
     def iter_namespace_ids(self, *, batch_size: int = 5000) -> Iterator[tuple[str | None, list[str]]]:
         raise self._cannot("list vectors")
 
+    def claim_writes(self) -> None:
+        """The coordinator holds the directory's write lock for its workers."""
+
+    def release_writes(self) -> None:
+        pass
+
     def count(self, namespace: str | None = None) -> int:
         raise self._cannot("count")
 

@@ -7,6 +7,7 @@ column) and row locking. :func:`sql_errors` is the one place SQLAlchemy's errors
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -42,16 +43,26 @@ def batches(items: Sequence[T], size: int = BATCH) -> Iterator[Sequence[T]]:
         yield items[i : i + size]
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and memory-mapped reads.
+#: ``PRAGMA synchronous`` values :class:`~memory_graph.config.Settings` may choose.
+SQLITE_SYNCHRONOUS = ("NORMAL", "FULL")
+
+
+def create_store_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout, memory-mapped reads
+    and ``PRAGMA synchronous=<sqlite_synchronous>``: NORMAL (a commit survives the process being
+    killed) or FULL (it survives an OS crash or power loss too, for an fsync per commit).
 
     Raises:
         ConfigError: the URL is malformed or names a driver that is not installed.
     """
+    if sqlite_synchronous.upper() not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(
+            f"sqlite_synchronous must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {sqlite_synchronous!r}"
+        )
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", functools.partial(_sqlite_pragmas, synchronous=sqlite_synchronous.upper()))
         else:
             if url.startswith("postgresql://") or url.startswith("postgres://"):
                 url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -65,11 +76,11 @@ def create_store_engine(url: str) -> Engine:
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, synchronous: str) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")  # one of SQLITE_SYNCHRONOUS
     # Pages read through a memory map rather than a read() call each: a search reads a few
     # hundred scattered rows (its hits' entities and relations). The map is address space, not
     # memory (docs/performance.md, "SQLite memory map").

@@ -56,8 +56,9 @@ class GraphStore:
             ensure_schema(engine, auto_upgrade=auto_upgrade)
 
     @classmethod
-    def from_url(cls, url: str, *, auto_upgrade: bool = False) -> GraphStore:
-        return cls(create_store_engine(url), auto_upgrade=auto_upgrade)
+    def from_url(cls, url: str, *, auto_upgrade: bool = False, sqlite_synchronous: str = "NORMAL") -> GraphStore:
+        """A store on ``url``; ``sqlite_synchronous`` as in :func:`create_store_engine`."""
+        return cls(create_store_engine(url, sqlite_synchronous=sqlite_synchronous), auto_upgrade=auto_upgrade)
 
     def close(self) -> None:
         self.engine.dispose()
