@@ -1,14 +1,15 @@
 """Crash harness: SIGKILL writers at random points, then check that nothing acknowledged is lost.
 
 Each round forks a child that runs one operation (``add``, ``add_many``, a JSONL ``import``, a
-``reingest`` of a JSONL store with 2 worker processes, ``delete``, ``merge``: memories whose
+``reingest`` of a JSONL store with 2 worker processes, ``delete``, ``forget`` of an earlier
+round's namespace, ``merge``: memories whose
 one-word names merge into the full ones, then an undo of the merge) and writes each
 acknowledgement to a log, fsynced, the moment the call returns. The parent kills the child's
 whole process group (workers included) at a random, seeded moment. A fresh child then:
 
 1. checks that every acknowledged memory is present in SQL and in the vector index (and that
    this round's are found by a search for their unique code word and by their own vector);
-   deleted ones are gone and undone merges stay undone;
+   deleted ones are gone, forgotten namespaces hold nothing and undone merges stay undone;
 2. counts orphans on both sides (chunks without vectors, vectors without chunks, unconfirmed
    chunks) and duplicates (documents by namespace and external id, chunks by document and
    position, relations by their ends and predicate);
@@ -16,8 +17,7 @@ whole process group (workers included) at a random, seeded moment. A fresh child
 4. re-runs the killed operation to the end and checks it stored nothing twice.
 
 The models load once, in the parent, before any store is opened; every child is a fork of it
-(a child opens its own stores), so a round costs the operation, not a model load. The
-``forget`` operation does not exist yet (``MemoryManager.forget``) and is not exercised.
+(a child opens its own stores), so a round costs the operation, not a model load.
 
     python benchmarks/crash.py --kills 200 [--seed 1] [--backend sqlite|postgres]
         [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--json OUT]
@@ -50,9 +50,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-OPERATIONS = ("add", "add_many", "import", "reingest", "delete", "merge")
+OPERATIONS = ("add", "add_many", "import", "reingest", "delete", "forget", "merge")
 #: How often each operation is drawn (a re-ingest spawns 2 workers that load the models: costly).
-WEIGHTS = {"add": 3, "add_many": 3, "import": 2, "reingest": 1, "delete": 2, "merge": 2}
+WEIGHTS = {"add": 3, "add_many": 3, "import": 2, "reingest": 1, "delete": 2, "forget": 1, "merge": 2}
 ITEMS = 6  # memories per operation
 
 CITIES = ("Oslo", "Lisbon", "Nairobi", "Osaka", "Quito", "Tallinn", "Perth", "Accra")
@@ -138,6 +138,10 @@ def run_operation(mm: Any, op: str, r: int, work: Path, log: Any, candidates: li
             with contextlib.suppress(DocumentNotFoundError):  # a re-run: deleted the first time
                 mm.delete(doc)
             _ack(log, op="del", doc=doc)
+    elif op == "forget":
+        for _doc, gone in candidates:  # one namespace of an earlier round, all of it
+            mm.forget(gone)  # idempotent: a re-run removes what the first try left
+            _ack(log, op="forget", ns=gone)
     elif op == "merge":
         for i in range(ITEMS // 2):
             mns = f"{ns}-m{i}"
@@ -226,6 +230,10 @@ def check(mm: Any, state: dict[str, Any], op: str, r: int, work: Path, candidate
             out["problems"].append(f"deleted document {doc} is back")
         except Exception:
             pass
+    for ns in state["forgotten"]:
+        counts = mm.stats(ns)
+        if counts.documents or counts.chunks or counts.entities or counts.vectors:
+            out["problems"].append(f"forgotten namespace {ns} still holds {counts.to_dict()}")
     for ns, merge_id in state["undone"]:
         # (A delete of the memories it joined removes a merge with its entities.)
         if any(m.id == merge_id and m.undone_at is None for m in mm.merges(ns)):
@@ -324,6 +332,12 @@ def _apply(state: dict[str, Any], e: dict[str, Any]) -> None:
         _forget_doc(state, e["doc"])
         if e["doc"] not in state["deleted"]:
             state["deleted"].append(e["doc"])
+    elif e["op"] == "forget":
+        for key in [k for k in state["live"] if k.split("|", 1)[0] == e["ns"]]:
+            state["live"].pop(key, None)
+            state["docs"].pop(key, None)
+        if e["ns"] not in state["forgotten"]:
+            state["forgotten"].append(e["ns"])
     elif e["op"] == "undo" and [e["ns"], e["merge"]] not in state["undone"]:
         state["undone"].append([e["ns"], e["merge"]])
 
@@ -344,7 +358,7 @@ def run(args: argparse.Namespace) -> Totals:
     work = Path(tempfile.mkdtemp(prefix="memory-graph-crash-"))
     settings = _settings(args, work / "data")
     totals = Totals()
-    state: dict[str, Any] = {"live": {}, "docs": {}, "deleted": [], "undone": []}
+    state: dict[str, Any] = {"live": {}, "docs": {}, "deleted": [], "undone": [], "forgotten": []}
     ops = [op for op in OPERATIONS if op in args.operations]
     weights = [WEIGHTS[op] for op in ops]
     started = time.monotonic()
@@ -357,7 +371,9 @@ def run(args: argparse.Namespace) -> Totals:
             op = rng.choices(ops, weights)[0]
             live_docs = [[v[1], v[2]] for v in state["docs"].values()]
             candidates = rng.sample(live_docs, min(3, len(live_docs))) if op == "delete" else []
-            if op == "delete" and not candidates:
+            if op == "forget" and live_docs:
+                candidates = [["", rng.choice(sorted({ns for _doc, ns in live_docs}))]]
+            if op in ("delete", "forget") and not candidates:
                 op = "add"
             log_path, ready = work / f"ack-{r}.log", work / f"ready-{r}"
 
@@ -391,8 +407,12 @@ def run(args: argparse.Namespace) -> Totals:
             acks = _read_log(log_path)
             state["this_round"] = []
             # A delete the kill cut short may or may not have happened: its re-run settles it.
-            for _doc, _ns in candidates:
+            for _doc, _ns in candidates if op == "delete" else []:
                 _forget_doc(state, _doc)
+            if op == "forget":  # cut short, it may have removed any part of the namespace
+                for key in [k for k in state["live"] if k.split("|", 1)[0] == candidates[0][1]]:
+                    state["live"].pop(key, None)
+                    state["docs"].pop(key, None)
             for e in acks:
                 _apply(state, e)
                 if e["op"] == "add":

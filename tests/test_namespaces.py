@@ -43,8 +43,10 @@ def every_value(mm: MemoryManager) -> str:
             for row in conn.execute(text(f'SELECT * FROM "{table}"')):
                 for value in row:
                     out.append(value.decode("latin-1") if isinstance(value, bytes) else str(value))
-    got = mm.vectors.collection.get(include=["documents", "metadatas"])
-    out += [*got["ids"], *map(str, got["documents"]), *map(str, got["metadatas"])]
+    for collection in mm.vectors.client.list_collections():  # every collection, names and metadata too
+        got = collection.get(include=["documents", "metadatas"])
+        out += [collection.name, str(collection.metadata), *got["ids"], *map(str, got["documents"])]
+        out += [*map(str, got["metadatas"])]
     return "\n".join(out).casefold()
 
 
