@@ -26,7 +26,7 @@ def test_consistency_unconfirmed_chunks_are_indexed(manager: MemoryManager) -> N
     A crash cannot be timed between the two stores of one call, so this is the suite's one
     stand-in: a vector store that raises on first use, as a dead Chroma would.
     """
-    item = make_input("Niaj sells maps in Cairo.", namespace="n", external_id="x", max_chars=10_000)
+    item = make_input("Niaj sells maps in Cairo.", namespace="n", external_id="x")
 
     class Crash(Exception):
         pass
