@@ -300,7 +300,7 @@ class VectorStore:
         except FileNotFoundError:
             return b""
 
-    def _wrote(self) -> None:
+    def signal_readers(self) -> None:
         """Tell the directory's readers that it changed."""
         if self.path is not None:
             value = f"{os.getpid()}:{time.monotonic_ns()}".encode("ascii")
@@ -424,7 +424,7 @@ class VectorStore:
         if self.shared is not None:
             with chroma_errors(f"deleting the vectors of namespace {namespace!r}"):
                 self.shared.delete(where={"namespace": namespace})
-            self._wrote()
+            self.signal_readers()
             return removed
         from chromadb.errors import NotFoundError
 
@@ -433,7 +433,7 @@ class VectorStore:
             with suppress(NotFoundError):
                 self.client.delete_collection(self.collection_name(namespace))
             self.registry.unregister_vector_collection(self.name, namespace)
-        self._wrote()
+        self.signal_readers()
         return removed
 
     # -- records -----------------------------------------------------------------------------
@@ -466,7 +466,7 @@ class VectorStore:
                         documents=[texts[p] for p in part],
                         metadatas=[_clean_metadata(metadatas[p]) for p in part],
                     )
-        self._wrote()
+        self.signal_readers()
 
     def query(
         self,
@@ -529,7 +529,7 @@ class VectorStore:
             for _, collection in self._targets(namespace):
                 for i in range(0, len(ids), _UPSERT_BATCH):
                     collection.delete(ids=list(ids[i : i + _UPSERT_BATCH]))
-        self._wrote()
+        self.signal_readers()
 
     def existing_ids(self, ids: Sequence[str], *, namespace: str | None = None) -> set[str]:
         """Those of ``ids`` stored in the namespace's collection (``None``: in any)."""
@@ -608,7 +608,7 @@ def split_shared_collection(
             raise VectorStoreError(f"moved {moved} of {total} vectors of the shared collection; run the upgrade again")
         with chroma_errors("deleting the shared collection"):
             store.client.delete_collection(shared.name)
-        store._wrote()
+        store.signal_readers()
     except BaseException:
         store.shared = shared
         raise
