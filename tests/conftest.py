@@ -83,6 +83,30 @@ def postgres_server_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def new_postgres_database(postgres_server_url: str) -> Iterator[Callable[[str], str]]:
+    """Make a PostgreSQL database of a test's own (all dropped at the end of the session): for a
+    test whose checks read the whole database (``verify()``), which the session's database shares
+    with other tests' rows."""
+    admin = create_engine(make_url(postgres_server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database: a SQLite file, or the session's PostgreSQL database."""

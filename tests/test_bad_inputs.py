@@ -222,7 +222,8 @@ def bad_manager(
 ) -> Iterator[MemoryManager]:
     """One manager per database for the whole battery, holding one memory to start with."""
     data = tmp_path_factory.mktemp("bad-inputs")
-    url = request.getfixturevalue("postgres_server_url") if request.param == "postgresql" else None
+    # PostgreSQL: a database of its own, as the cases check that verify() stays clean.
+    url = request.getfixturevalue("new_postgres_database")("bad_inputs") if request.param == "postgresql" else None
     settings = Settings(data_dir=data, database_url=url, collection=f"bad_{request.param}", **LIMITS)
     graph = GraphStore.from_url(settings.sqlalchemy_url, auto_upgrade=True)
     vectors = VectorStore(make_chroma_client(path=settings.chroma_dir), settings.collection, embedder=embedder)

@@ -318,23 +318,18 @@ print(json.dumps({"acked": acked, "failed": failed}))
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, postgres_server_url: str) -> None:
+def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, new_postgres_database) -> None:
     """8 processes write turns about the same four people to PostgreSQL and a Chroma server at
     once: no failed write, no duplicate entity or relation, every memory found afterwards."""
     import socket
 
     from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
 
     from memory_graph import GraphStore
 
     # A database of its own: verify() reads every namespace, and the session's database holds
     # other tests' chunks, whose vectors are not in this test's Chroma server.
-    admin = create_engine(make_url(postgres_server_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    name = f"memory_graph_writers_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    database_url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    database_url = new_postgres_database("writers")
     GraphStore.from_url(database_url, auto_upgrade=True).close()
     ns = f"team-{uuid.uuid4().hex[:8]}"
 
@@ -436,6 +431,3 @@ def test_processes_eight_postgres_writers_about_the_same_people(tmp_path: Path, 
                 proc.wait()
         chroma.terminate()
         chroma.wait(30)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
