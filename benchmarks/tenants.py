@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 
 from memory_graph import GraphStore, MemoryManager, Settings, VectorStore  # noqa: E402
 from memory_graph.extraction import Extractor  # noqa: E402
-from memory_graph.vector_store import SentenceTransformerEmbedder, make_chroma_client  # noqa: E402
+from memory_graph.vector_store import SentenceTransformerEmbedder, index_chroma_log, make_chroma_client  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "conversation"
 COPIES = 4
@@ -139,6 +139,8 @@ class Backend:
                     break
                 except Exception:
                     time.sleep(0.5)
+            # What an operator of a Chroma server does once (docs/architecture.md, "The vector layout").
+            index_chroma_log(tmp / "chroma-server")
 
     def open(self, name: str, extractor: Extractor, embedder: MemoEmbedder) -> MemoryManager:
         if self.kind == "sqlite":

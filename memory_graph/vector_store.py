@@ -42,6 +42,8 @@ from memory_graph.vocabulary import speaker_of
 if TYPE_CHECKING:
     from memory_graph.store import ChunkRow
 
+logger = logging.getLogger(__name__)
+
 EMBEDDING_FUNCTION_NAME = "memory_graph_sentence_transformer"
 _COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 _UPSERT_BATCH = 1000
@@ -287,6 +289,8 @@ class VectorStore:
         if not self._writer.try_acquire():
             raise StoreLockedError(self.path, holder_pid(self._writer.path))
         self._refresh()
+        assert self.path is not None
+        index_chroma_log(self.path)
 
     def release_writes(self) -> None:
         if self._writer is not None:
@@ -641,6 +645,33 @@ def make_chroma_client(*, path: Path | None = None, host: str | None = None, por
                 f"Chroma directory {path} is not writable: {exc.__cause__.strerror}; set MEMORY_GRAPH_DATA_DIR"
             ) from exc.__cause__
         raise
+
+
+#: Chroma's write-ahead log, ``embeddings_queue``, keeps each collection's records until its
+#: HNSW index is persisted (up to ``hnsw:sync_threshold`` of them), and after every write Chroma
+#: purges the written collection's part with ``DELETE ... WHERE topic = ? AND seq_id < ?``. With
+#: only the table's ``seq_id`` key, that scans the records every other collection keeps, so one
+#: write costs more the more namespaces the store holds. An index on ``(topic, seq_id)`` keeps it
+#: to the collection's own records; Chroma's queries are unchanged (SQLite picks the index).
+_LOG_INDEX = "CREATE INDEX IF NOT EXISTS memory_graph_embeddings_queue_topic ON embeddings_queue (topic, seq_id)"
+
+
+def index_chroma_log(path: Path) -> None:
+    """Add the index of :data:`_LOG_INDEX` to a Chroma persistent directory; a no-op once it is
+    there. A Chroma server's ``--path`` takes it too, with the server running or not."""
+    import sqlite3
+
+    database = path / "chroma.sqlite3"
+    if not database.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(database, timeout=60)) as db:
+            names = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+            if "memory_graph_embeddings_queue_topic" not in names:
+                with db:
+                    db.execute(_LOG_INDEX)
+    except sqlite3.Error as exc:  # the index saves time; without it every write still works
+        logger.warning("could not index Chroma's log in %s: %s", path, exc)
 
 
 def _persist_dir(client: Any) -> Path | None:

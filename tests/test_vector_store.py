@@ -124,6 +124,35 @@ def test_embedder_leaves_pipelines_it_cannot_trace_to_encode(tmp_path: Path, emb
     assert not np.allclose(one[0], embedder(["Bob Smith"])[0], atol=1e-3)  # CLS, not mean, pooling
 
 
+def test_chroma_log_purge_reads_only_the_written_collection(tmp_path: Path, fake_embedder) -> None:
+    """Chroma's per-write purge of its log runs on the (topic, seq_id) index, so a write does not
+    scan what the other namespaces' collections keep in the log; a directory written without the
+    index gets it when a store writes to it again, and the search still finds every record."""
+    import sqlite3
+
+    def purge_plan() -> str:
+        purge = "EXPLAIN QUERY PLAN DELETE FROM embeddings_queue WHERE topic = ? AND seq_id < ?"
+        with sqlite3.connect(tmp_path / "chroma.sqlite3") as db:
+            return " ".join(str(row) for row in db.execute(purge, ("persistent://default/default/x", 10)))
+
+    vs = store(tmp_path, fake_embedder)
+    for ns in ("one", "two", "three"):
+        vs.upsert([f"{ns}-{i}" for i in range(5)], ["red apple"] * 5,
+                  [chunk_metadata(namespace=ns, document_id="d", observed_at=None)] * 5)  # fmt: skip
+    assert "USING INDEX memory_graph_embeddings_queue_topic (topic=? AND seq_id<?)" in purge_plan()
+    with sqlite3.connect(tmp_path / "chroma.sqlite3") as db:
+        db.execute("DROP INDEX memory_graph_embeddings_queue_topic")
+    vs.release_writes()
+    vs.client.close()
+    again = store(tmp_path, fake_embedder)
+    q = fake_embedder(["red apple"])[0]
+    assert len(again.query(q, namespace="one", k=10)) == 5
+    assert "memory_graph_embeddings_queue_topic" not in purge_plan()  # a reader leaves Chroma's file as it is
+    again.upsert(["one-5"], ["red apple"], [chunk_metadata(namespace="one", document_id="d", observed_at=None)])
+    assert "memory_graph_embeddings_queue_topic" in purge_plan()
+    assert sorted(i for i, _ in again.query(q, namespace="one", k=10)) == [f"one-{i}" for i in range(6)]
+
+
 def test_vector_store_one_collection_per_namespace(tmp_path: Path, fake_embedder) -> None:
     """Each namespace's records go to a collection of its own, named validly from any namespace;
     a search in one asks only its collection; dropping a namespace removes its collection."""
