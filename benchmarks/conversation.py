@@ -21,7 +21,11 @@ value ranks above every turn stating a replaced one, and where one is the top hi
 "previous", "when" and "as_of" questions, the share with a turn of the evidence in the top 5; for
 "trap" questions, the share where a turn stating the true value ranks above every trap turn.
 
-    python benchmarks/conversation.py [--session-times] [--no-updates]
+``--updates-dir DIR`` reads the update questions from another directory of the same format (a set
+kept out of the repository, to check that the rules were not tuned to this one); ``--only-updates``
+skips the conversation.
+
+    python benchmarks/conversation.py [--session-times] [--no-updates | --only-updates] [--updates-dir DIR]
 """
 
 from __future__ import annotations
@@ -92,9 +96,9 @@ def evaluate_updates(systems: dict[str, dict[str, Search]], questions: list[dict
     return results
 
 
-def run_updates(embedder: SentenceTransformerEmbedder, tmp: Path) -> dict[str, dict[str, float]]:
-    turns = [json.loads(line) for line in (UPDATES / "turns.jsonl").read_text().splitlines() if line.strip()]
-    questions = [json.loads(line) for line in (UPDATES / "questions.jsonl").read_text().splitlines() if line.strip()]
+def run_updates(embedder: SentenceTransformerEmbedder, tmp: Path, data: Path = UPDATES) -> dict[str, dict[str, float]]:
+    turns = [json.loads(line) for line in (data / "turns.jsonl").read_text().splitlines() if line.strip()]
+    questions = [json.loads(line) for line in (data / "questions.jsonl").read_text().splitlines() if line.strip()]
     conversations = sorted({t["conversation"] for t in turns})
     settings = Settings(data_dir=tmp / "updates")
     vectors = VectorStore(make_chroma_client(path=settings.chroma_dir), embedder=embedder)
@@ -129,14 +133,22 @@ def run_updates(embedder: SentenceTransformerEmbedder, tmp: Path) -> dict[str, d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--session-times", action="store_true", help="one time for all the turns of a session")
-    parser.add_argument("--no-updates", action="store_true", help="skip the knowledge-update questions")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--no-updates", action="store_true", help="skip the knowledge-update questions")
+    group.add_argument("--only-updates", action="store_true", help="run the knowledge-update questions only")
+    parser.add_argument("--updates-dir", type=Path, default=UPDATES, help="the update questions' directory")
     args = parser.parse_args()
+    embedder = SentenceTransformerEmbedder()
+    if args.only_updates:
+        with tempfile.TemporaryDirectory() as tmp:
+            updates = run_updates(embedder, Path(tmp), args.updates_dir)
+        print(json.dumps({"updates": updates}))
+        return
     turns, questions = load()
     if args.session_times:
         first: dict[str, str] = {}
         for t in turns:
             t["observed_at"] = first.setdefault(t["session"], t["observed_at"])
-    embedder = SentenceTransformerEmbedder()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp) / "mg")
         vectors = VectorStore(make_chroma_client(path=settings.chroma_dir), embedder=embedder)
@@ -171,7 +183,7 @@ def main() -> None:
         sessions = len({t["session"] for t in turns})
         table(f"Conversation: {len(questions)} questions, {len(turns)} turns in {sessions} sessions", results)
         table("MemoryManager by kind of question", by_kind)
-        updates = {} if args.no_updates else run_updates(embedder, Path(tmp))
+        updates = {} if args.no_updates else run_updates(embedder, Path(tmp), args.updates_dir)
     print(json.dumps({"systems": results, "memory_manager_by_kind": by_kind, "updates": updates}))
 
 
