@@ -365,9 +365,20 @@ class DocExtraction:
             return self._add_entity(self.doc[token.i : token.i + 1], "PERSON", name=self.speaker, pronoun=True)
         return None
 
-    def speaker_mention(self) -> list[int]:
-        """The speaker's entity where the text has a mention of it already ("I", "my"), else none."""
-        return [i for i, e in enumerate(self.result.entities) if e.pronoun and e.name == self.speaker][:1]
+    def speaker_mention(self, at: Token | None = None) -> list[int]:
+        """The speaker's entity where the text has a mention of it already ("I", "my"), else one
+        made at ``at`` (the verb of a sentence whose "I" a chat left out: "Found a flat in Bath"),
+        else none."""
+        found = [i for i, e in enumerate(self.result.entities) if e.pronoun and e.name == self.speaker][:1]
+        if found or at is None or self.speaker is None:
+            return found
+        own = self.token_entity.get(at.i)
+        index = self._add_entity(self.doc[at.i : at.i + 1], "PERSON", name=self.speaker, pronoun=True)
+        if own is None:  # a mention of the speaker, not the word's own entity
+            del self.token_entity[at.i]
+        else:
+            self.token_entity[at.i] = own
+        return [index]
 
     def _pair_key(self, a: int, b: int) -> frozenset[str]:
         return frozenset((self.result.entities[a].key, self.result.entities[b].key))

@@ -116,12 +116,14 @@ register_state(
             start="join, start at, start with, start job at, start work at, start position at, begin at, get job at, "
             "take job at, accept job at, accept job from, accept job with, get job with, land job at, find job at, "
             "start job with, begin job at, hire by, be hired by, hire at, switch to, join team at, "
-            "accept position with, accept position at, accept role at, accept role with",
+            "accept position with, accept position at, accept role at, accept role with, sign with, sign on with, "
+            "be taken on at, be taken on by, be brought on at, be brought on by",
             end="quit, leave, resign from, retire from, lay off by, lay off from, be laid off from, lose job at, "
-            "fire from, fire by, give notice at, hand in notice at",
+            "fire from, fire by, give notice at, hand in notice at, let go from, let go by, be let go from, "
+            "be fired from",
         ),
         _EMPLOYERS,
-        re.compile(r"\b(work(s|ed|ing)?|job|jobs|employer|employed|hired|teach(es|ing)?|taught)\b", re.I),
+        re.compile(r"\b(work(s|ed|ing)?|job|jobs|employ(s|er|ers|ed|ing)?|hired|teach(es|ing)?|taught)\b", re.I),
         frozenset({"employer", "company", "job", "workplace", "firm"}),
         frozenset({"ORG"}),
     )

@@ -53,6 +53,7 @@ _WISH_HEADS = frozenset(
     {"want", "hope", "wish", "like", "love", "consider", "think", "dream", "need", "try", "tempt", "talk"}
 )
 _STILL_NOT = frozenset({"anymore", "longer"})  # "not ... anymore", "no longer"
+_ALMOST = frozenset({"almost", "nearly"})
 DISCOURSE_PHRASES = frozenset(
     {"for instance", "for example", "in fact", "in addition", "of course", "in particular", "in general",
      "at least", "at first", "in turn", "in short", "by contrast", "in contrast", "on average", "in total",
@@ -157,7 +158,7 @@ def modality_of(verb: Token, *, question: bool) -> tuple[str, str | None, bool]:
         return "question", None, False
     chain = list(governors(verb))
     children = [c for clause in chain for c in clause.children]
-    words = {c.lower_ for c in children}
+    words = {c.lower_ for c in children} | {verb.lower_}  # "I'm no longer at Vestas": "longer" heads it
     words |= {g.lower_ for c in children if c.dep_ == "advmod" for g in c.children}  # "no" of "no longer"
     if any(c.dep_ == "mark" and c.lower_ in _CONDITIONAL for c in children):
         return "hypothetical", None, False
@@ -173,6 +174,8 @@ def modality_of(verb: Token, *, question: bool) -> tuple[str, str | None, bool]:
     auxes = [c.lower_ for c in children if c.dep_ in ("aux", "aux:pass")]
     if any(a in _MODAL_MAYBE for a in auxes) or words & {"maybe", "perhaps"}:
         return "hypothetical", None, False
+    if any(c.dep_ == "advmod" and c.lower_ in _ALMOST for c in verb.children):
+        return "hypothetical", None, False  # "I almost moved to Milan": it did not happen
     heads = [clause.lemma_.lower() for clause in chain[1:]]
     if verb.dep_ == "acl":
         heads.append(verb.head.lemma_.lower())

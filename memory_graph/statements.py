@@ -3,10 +3,16 @@ and whether it is stated at all (:mod:`memory_graph.facts` declares the states).
 
 A statement comes from a verb phrase of a state ("live in", "move to", "quit"), a copula ("I'm
 married to Sara", "I'm a nurse at Rigshospitalet"), or a possessive noun ("my wife Hana", "my new
-number is ..."). Its modality decides whether it is kept:
+number is ..."), a couple ("Jess and I got married", "we've been together since April" with the
+one person the text names), an employer taking someone on or letting them go ("they took me on",
+"they" being the one organisation the text names; "Brightloop let me go"), a home ("we sold the
+house in Minneapolis", "home is now a flat in Zurich"), or "someone" named in a sentence after
+("I'm seeing someone new. Her name is Alice"). A chat's sentence that leaves out its "I" ("Found a
+room in Bath") is the speaker's. Its modality decides whether it is kept:
 
 - a question ("Should we move to Oslo?"), a negation ("I don't work at Vestas"), a conditional
-  ("if we move to Ghent") or a wish ("I'd love to live in Rome") states nothing;
+  ("if we move to Ghent"), a wish ("I'd love to live in Rome") or what almost happened ("I almost
+  moved to Milan") states nothing;
 - "will", "going to", "plan to", "an offer to", a present progressive of a change ("we are
   moving") or a date after the time it was said make a plan;
 - "anymore", "no longer" with a negation end the value ("I don't live in Paris anymore"), as
@@ -44,11 +50,20 @@ _CHANGE_NOUNS = {"move": "lives_in", "relocation": "lives_in", "apartment": "liv
                  "house": "lives_in", "lease": "lives_in", "job": "works_at", "offer": "works_at",
                  "position": "works_at", "thing": None, "plan": None, "plans": None, "deal": None}  # fmt: skip
 # Homes: "our new flat in Croix-Rousse", "we bought a house in Lüneburg": where one lives.
-_HOMES = frozenset({"house", "flat", "apartment", "home", "place", "studio", "condo", "townhouse", "cottage", "loft"})
-_HOME_VERBS = {"buy": START, "rent": START, "move": START, "find": START, "get": START, "sign": START}
+_HOMES = frozenset(
+    {"house", "flat", "apartment", "home", "place", "studio", "condo", "townhouse", "cottage", "loft", "room"}
+)
+_HOME_VERBS = {"buy": START, "rent": START, "move": START, "find": START, "get": START, "sign": START,
+               "sell": END, "leave": END}  # fmt: skip
 # Employers and schools taking someone on: "Kestrel brought me on", "KTH admitted me".
 _TAKING_ON = {"hire": "works_at", "employ": "works_at", "bring on": "works_at", "take on": "works_at",
               "recruit": "works_at", "admit": "studies_at", "accept": "studies_at"}  # fmt: skip
+# Employers letting someone go: "Brightloop let me go", "they laid me off": the job ends.
+_LETTING_GO = {"let go": "works_at", "lay off": "works_at", "fire": "works_at", "sack": "works_at",
+               "expel": "studies_at"}  # fmt: skip
+# Someone a partner is first called ("I've been seeing someone new"), named in a sentence after
+# ("Her name is Alice").
+_SOMEONE = frozenset({"someone", "somebody", "guy", "girl", "woman", "man", "boy"})
 _FIRST_DAY = frozenset({"first day", "day one", "first week", "first shift"})
 _LAST_DAY = frozenset({"last day", "final day", "last shift", "final shift"})
 _JOB_NOUNS = frozenset({"job", "position", "role", "work", "internship", "post", "offer", "contract"})
@@ -62,7 +77,9 @@ _PARTING = {"break up": ("partner_of", END), "split up": ("partner_of", END), "s
             "divorce": ("married_to", END), "separate": ("married_to", END), "get divorced": ("married_to", END),
             "get married": ("married_to", START), "marry": ("married_to", START), "be married": ("married_to", HOLD),
             "get engaged": ("partner_of", START), "start dating": ("partner_of", START), "date": ("partner_of", HOLD),
-            "get together": ("partner_of", START)}  # fmt: skip
+            "get together": ("partner_of", START), "be together": ("partner_of", HOLD)}  # fmt: skip
+# "get" as a copula of a change: "Jess and I got married", "we're getting engaged".
+_GET = frozenset({"get", "gets", "got", "gotten", "getting"})
 SUBJECT_DEPS = frozenset({"nsubj", "nsubj:pass", "nsubjpass"})
 _NO_SUBJECT_LABELS = frozenset({"DATE", "TIME", "MONEY", "PERCENT", "EMAIL", "URL", "PHONE", "CARDINAL"})
 _PARTICLES = frozenset({"back", "away", "out", "down", "up", "over", "off", "on"})
@@ -84,7 +101,7 @@ class Sentence(Protocol):
 
     def speaker_entity(self, token: Token) -> int | None: ...
 
-    def speaker_mention(self) -> list[int]: ...
+    def speaker_mention(self, at: Token | None = None) -> list[int]: ...
 
     def verb_lemma(self, verb: Token) -> str: ...
 
@@ -139,11 +156,13 @@ def read_statements(doc: Sentence, sent: Span, states: Mapping[str, State]) -> l
 def _verb_statements(
     doc: Sentence, verb: Token, states: Mapping[str, State], *, question: bool, correction: bool
 ) -> Iterator[Found | Dropped]:
-    phrases = list(_phrases(doc, verb))
+    holding = frozenset(phrase for state in states.values() for phrase, role in state.verbs.items() if role == HOLD)
+    phrases = list(_phrases(doc, verb, holding))
     if not phrases:
         return
     subjects: list[int] | None = None  # read once a phrase has a value: "we" makes a mention of the speaker
     modality, role_change, progressive = modality_of(verb, question=question)
+    stated: set[int] = set()
     for phrase, target_token, cased in phrases:
         if phrase in _PARTING and cased == "" and target_token.dep_ in SUBJECT_DEPS:
             yield from _parting(doc, phrase, target_token, states, modality)
@@ -151,7 +170,12 @@ def _verb_statements(
         if phrase == "be in" and not _settled(verb):
             continue  # "I'm in Paris for the weekend": a visit; "we've been in Tallinn since May": a home
         stating = [state for state in states.values() if phrase in state.verbs]
-        for target in doc.entity_of(target_token):
+        targets = doc.entity_of(target_token)
+        if not targets and target_token.lemma_.lower() in _SOMEONE:
+            targets = _named_after(doc, target_token)  # "I'm seeing someone new. Her name is Alice."
+        for target in targets:
+            if phrase == f"be {cased}" and target in stated:
+                continue  # "I'm a student at KTH": "be student at" said it, not the bare "be at"
             label = doc.entities[target].label
             candidates = [s for s in stating if _value(doc.entities[target], s)]
             state = next((s for s in candidates if label in s.primary), candidates[0] if candidates else None)
@@ -163,6 +187,7 @@ def _verb_statements(
                 if modality not in (ASSERTED, PLANNED):
                     yield Dropped(source, target)
                     continue
+                stated.add(target)
                 role = _role(state.verbs[phrase], role_change, cased)
                 this_modality = PLANNED if progressive and role in (START, END) else modality
                 # A change in the present tense with a date is ahead: "we move to Lisbon in September".
@@ -190,16 +215,26 @@ def _parting(
     state = states.get(name)
     verb = subject.head
     people: list[int] = []
+    we = False
     for c in verb.children:
         if c.dep_ in SUBJECT_DEPS:
-            for member in [c, *(g for g in c.children if g.dep_ == "conj")]:
+            we = we or c.lower_ in FIRST_PLURAL
+            for member in _members(c):
                 found = doc.entity_of(member) or [s for s in [doc.speaker_entity(member)] if s is not None]
                 people += [i for i in found if doc.entities[i].label == "PERSON"]
     people = list(dict.fromkeys(people))
+    if we and len(people) == 1 and (other := _partner_named(doc, verb.sent, people[0])) is not None:
+        people.append(other)  # "Her name is Alice and we've been together since September"
     if state is None or len(people) != 2:
         return
     first, second = people
+    if verb.dep_.startswith("aux") and verb.head.i != verb.i:
+        verb = verb.head  # "Alice and I got engaged last night": the subject hangs on "got"
+    if modality == ASSERTED and any(c.dep_.startswith("aux") and c.tag_ == "VBG" for c in verb.children):
+        modality = PLANNED  # "Karim and I are getting married in August"
     at, until = _dates(doc, verb, future=modality == PLANNED)
+    for became in (c for c in verb.children if c.dep_ == "xcomp" and at is None and until is None):
+        at, until = _dates(doc, became, future=modality == PLANNED)  # "got married in May": on "married"
     for source, target in ((first, second), (second, first)):
         if modality in (ASSERTED, PLANNED):
             yield Found(source, state, target, role, modality, phrase, at, until, False)
@@ -225,10 +260,20 @@ def _role(role: str, change: str | None, cased: str) -> str:
     return role
 
 
-def _phrases(doc: Sentence, verb: Token) -> Iterator[tuple[str, Token, str]]:
+def _phrases(doc: Sentence, verb: Token, holding: frozenset[str] = frozenset()) -> Iterator[tuple[str, Token, str]]:
     """``(phrase, argument, case)`` for each argument of ``verb`` that may be a state's value:
-    "live in" + Lyon, "join" + Acme, "start job at" + Novo, "be married to" + Sara."""
+    "live in" + Lyon, "join" + Acme, "start job at" + Novo, "be married to" + Sara. ``holding``:
+    the phrases that hold a value, which an argument of the verb's object may also take ("teach
+    maths at Ottobrunn")."""
     lemma = doc.verb_lemma(verb) if verb.pos_ in ("VERB", "AUX") else (verb.lemma_.lower() or verb.lower_)
+    if (lemma == "go" and verb.dep_ == "xcomp" and verb.head.lemma_.lower() == "let") or (
+        lemma == "let" and any(c.dep_ == "xcomp" and c.lemma_.lower() == "go" for c in verb.children)
+    ):
+        lemma = "let go"  # "I got let go from Vantage", "I was let go from Vantage"
+    progressive = verb.tag_ == "VBG" and any(c.dep_ == "aux" and c.lemma_.lower() == "be" for c in verb.children)
+    if lemma == "see" and progressive and any(c.dep_ in ("obj", "dobj") and c.lemma_.lower() in _SOMEONE
+                                              for c in verb.children):  # fmt: skip
+        lemma = "date"  # "I've been seeing someone new" (not "I'm seeing Dr Patel about my knee")
     particles = [
         c.lower_
         for c in verb.children
@@ -238,10 +283,18 @@ def _phrases(doc: Sentence, verb: Token) -> Iterator[tuple[str, Token, str]]:
     copula = next((c for c in verb.children if c.dep_ == "cop"), None)
     passive = any(c.dep_ in ("aux:pass", "auxpass") for c in verb.children)
     auxiliary = copula or next((c for c in verb.children if c.dep_ in ("aux:pass", "auxpass")), None)
-    coupled = f"{auxiliary.lemma_.lower()} {head}" if auxiliary is not None else head
+    coupled = f"{_aux_lemma(auxiliary)} {head}" if auxiliary is not None else head
+    if auxiliary is not None and _aux_lemma(auxiliary) == "get" and f"get {verb.lower_}" in _PARTING:
+        coupled = f"get {verb.lower_}"  # "Alice and I got engaged" (the lemma of "engaged" is "engage")
+    became = next((c for c in verb.children if c.dep_ == "xcomp" and c.tag_ in ("VBN", "JJ")), None)
+    if auxiliary is None and lemma == "get" and became is not None:
+        coupled = f"get {became.lower_}"  # "Jess and I got married last week": "married" hangs on "got"
     if head in _PARTING or coupled in _PARTING:
-        subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
-        if len(subjects) > 1 or any(c.dep_ == "conj" for s in subjects for c in s.children):
+        # The parse may hang the subject on the auxiliary: "Alice and I got engaged".
+        governing = [*verb.children, *(auxiliary.children if auxiliary is not None else ())]
+        subjects = [c for c in governing if c.dep_ in SUBJECT_DEPS]
+        members = [m for s in subjects for m in _members(s)]
+        if len(members) > 1 or any(s.lower_ in FIRST_PLURAL for s in subjects):
             yield (coupled if coupled in _PARTING else head), subjects[0], ""
     if copula is not None and verb.i in doc.token_entity and (case := _case(verb)):
         yield f"be {case}", verb, case  # "We've been in Tallinn since the spring": the place is the head
@@ -258,6 +311,8 @@ def _phrases(doc: Sentence, verb: Token) -> Iterator[tuple[str, Token, str]]:
             for mod in child.children:
                 if kind and mod.dep_ == "nmod" and (case := _case(mod)):
                     yield f"{head} {kind} {case}", mod, case  # "started a new job at Novo", "an MBA at Alliance"
+                elif mod.dep_ == "nmod" and (case := _case(mod)) and f"{head} {case}" in holding:
+                    yield f"{head} {case}", mod, case  # "I teach maths at Ottobrunn" (not "moved my desk to Oslo")
                 if mod.dep_ == "acl" and mod.lemma_.lower() in _NAMING:
                     for named in mod.children:
                         if named.dep_ in ("xcomp", "obj", "obl", "dobj", "oprd"):
@@ -288,54 +343,130 @@ def _phrases(doc: Sentence, verb: Token) -> Iterator[tuple[str, Token, str]]:
             for mod in child.children:
                 # "works as a nurse at Karolinska", "moving from Copenhagen to Zurich": the
                 # parse hangs the value on the argument before it.
-                if mod.dep_ == "nmod" and (mod_case := _case(mod)) and mod_case != case:
+                # "live in a condo in St. Paul": a common noun's place is the value.
+                if mod.dep_ == "nmod" and (mod_case := _case(mod)) and (mod_case != case or child.pos_ == "NOUN"):
                     yield f"{head} {mod_case}", mod, mod_case
             if passive:
                 yield f"be {verb.lower_} {case}", child, case
+                if particles:
+                    yield f"be {verb.lower_} {' '.join(particles)} {case}", child, case  # "be taken on at"
             if copula is not None:
                 cop = copula.lemma_.lower()
                 yield f"{cop} {head} {case}", child, case  # "be married to", "get married to", "be student at"
-                if verb.pos_ == "NOUN" and verb.i not in doc.token_entity:
-                    yield f"{cop} {case}", child, case  # "I'm a nurse at Rigshospitalet"
+                common = verb.i not in doc.token_entity or verb.text[:1].islower()
+                if (verb.pos_ == "NOUN" and common) or verb.pos_ == "ADV":
+                    # "I'm a nurse at Rigshospitalet", "I'm a product designer at Quarry Health",
+                    # "I'm no longer at Copperleaf" ("longer" heads the clause)
+                    yield f"{cop} {case}", child, case
+
+
+def _aux_lemma(auxiliary: Token) -> str:
+    return "get" if auxiliary.lower_ in _GET else auxiliary.lemma_.lower()
+
+
+def _members(subject: Token) -> list[Token]:
+    """A subject and those coordinated with it: "Ren and I", "my fiancé Karim and I"."""
+    out = [subject]
+    for child in subject.children:
+        if child.dep_ == "conj":
+            out.append(child)
+        elif child.dep_ == "appos":
+            out += [child, *(g for g in child.children if g.dep_ == "conj")]
+    return out
+
+
+def _named_after(doc: Sentence, someone: Token) -> list[int]:
+    """The person "someone" is named as in the next sentences: "I'm seeing someone new. Her
+    name is Alice", "... She's called Alice"."""
+    sentences = list(someone.doc.sents)
+    index = next(i for i, s in enumerate(sentences) if s.start <= someone.i < s.end)
+    for sent in sentences[index + 1 : index + 3]:
+        for token in sent:
+            found = doc.token_entity.get(token.i)
+            if found is None or doc.entities[found].label != "PERSON" or doc.entities[found].pronoun:
+                continue
+            named = any(c.dep_ in SUBJECT_DEPS and c.lemma_.lower() == "name" for c in token.children)
+            called = token.head.lemma_.lower() in _NAMING and token.head.i != token.i
+            if named or called:
+                return [found]
+    return []
+
+
+def _partner_named(doc: Sentence, sent: Span, speaker: int) -> int | None:
+    """Whom "we" is with in "we've been together since April": the one person the sentence names
+    besides the speaker, else the one the text names before it."""
+    for start, end in ((sent.start_char, sent.end_char), (0, sent.start_char)):
+        people = {
+            e.key: i
+            for i, e in enumerate(doc.entities)
+            if e.label == "PERSON" and not e.pronoun and e.key != doc.entities[speaker].key and start <= e.start < end
+        }
+        if people:
+            return next(iter(people.values())) if len(people) == 1 else None
+    return None
 
 
 def _home_statements(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
-    """ "Our new flat in Croix-Rousse in Lyon", "we bought a house in Lüneburg and moved in":
-    a home in a place is a place one lives in (a possessed home: one holds it; one bought, rented
-    or moved into: one starts to)."""
+    """ "Our new flat in Croix-Rousse in Lyon", "we bought a house in Lüneburg and moved in",
+    "home is now a flat in Zurich": a home in a place is a place one lives in (a possessed home,
+    or "home is": one holds it; one bought, rented, found or moved into: one starts to; one sold
+    or left: it ends)."""
     state = states.get("lives_in")
     if state is None:
         return
+    question = sent.text.rstrip().endswith("?")
     for home in sent:
         if home.lemma_.lower() not in _HOMES or home.pos_ != "NOUN":
-            continue
-        places = [
-            i
-            for t in home.subtree
-            if t.i != home.i
-            and (i := doc.token_entity.get(t.i)) is not None
-            and doc.entities[i].label in ("LOC", "FAC")
-        ]
-        if not places:
             continue
         owner = next((c for c in home.children if c.dep_ in ("nmod:poss", "poss")), None)
         verb = home.head if home.dep_ in ("obj", "dobj", "obl", "nsubj") else None
         while verb is not None and verb.dep_ == "appos":
             verb = verb.head
+        described = verb is not None and home.dep_ == "nsubj" and any(c.dep_ == "cop" for c in verb.children)
+        # "home is now a flat in Zurich", "our new place is in Leeds": the place is the predicate's
+        where = verb if described and verb is not None else home
+        places = _places(doc, where, home if described else None)
+        if not places and verb is not None and verb.pos_ == "VERB" and home.dep_ in ("obj", "dobj"):
+            # "we bought a house in Harrogate": the parse hangs the place on the verb.
+            places = [
+                i for c in verb.children if c.dep_.startswith("obl") and _case(c) == "in" for i in _places(doc, c, None)
+            ]
+        if not places:
+            continue
         role = _HOME_VERBS.get(verb.lemma_.lower()) if verb is not None and verb.pos_ == "VERB" else None
+        if role == END and home.dep_ not in ("obj", "dobj"):
+            continue  # "we sold the house in Leeds" ends it; "I left my keys at the house in Leeds" does not
         owners = _owners(doc, owner) if owner is not None else []
         if not owners and verb is not None and role is not None:
             owners = _subjects(doc, verb)
+        if (
+            not owners
+            and described
+            and home.lemma_.lower() == "home"
+            and not any(c.dep_ == "det" for c in home.children)
+        ):
+            owners = doc.speaker_mention(at=home)  # "Home is Lisbon now": the speaker's
         if not owners:
             continue
         modality = ASSERTED
-        if verb is not None and verb.pos_ == "VERB":
-            modality, _, _ = modality_of(verb, question=sent.text.rstrip().endswith("?"))
+        clause = verb if verb is not None and (verb.pos_ == "VERB" or described) else None
+        if clause is not None:
+            modality, _, _ = modality_of(clause, question=question)
             if modality not in (ASSERTED, PLANNED):
                 continue
         for source in owners:
             for place in places[-1:]:  # the widest place named last: "in Croix-Rousse in Lyon"
                 yield Found(source, state, place, role or HOLD, modality, "home in", None, None, False)
+
+
+def _places(doc: Sentence, token: Token, leave_out: Token | None) -> list[int]:
+    """The places (LOC, FAC) named in ``token``'s phrase, but for ``leave_out``'s, in order."""
+    skip = {t.i for t in leave_out.subtree} if leave_out is not None else set()
+    return [
+        i
+        for t in token.subtree
+        if t.i not in skip and (i := doc.token_entity.get(t.i)) is not None and doc.entities[i].label in ("LOC", "FAC")
+    ]
 
 
 def _owners(doc: Sentence, owner: Token) -> list[int]:
@@ -348,7 +479,9 @@ def _owners(doc: Sentence, owner: Token) -> list[int]:
 
 def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Iterator[Found]:
     """ "Kestrel Mobility brought me on", "Hollis & Vane hired me", "KTH admitted me": the
-    object works (or studies) at the subject."""
+    object works (or studies) at the subject; "Brightloop let me go", "they laid me off": it no
+    longer does. "They" is the one organisation the text names ("They took me on! Harrowgate
+    Clinic offered me the role")."""
     lemma = verb.lemma_.lower()
     particles = [c.lower_ for c in verb.children if c.dep_ in ("compound:prt", "prt")]
     particles += [c.lower_ for c in verb.children if c.dep_ == "case" and c.lower_ in ("on",)]
@@ -358,14 +491,19 @@ def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Itera
         for g in c.children
         if g.dep_ == "case" and g.lower_ == "on" and g.i == verb.i + 2
     ]
+    particles += [c.lemma_.lower() for c in verb.children if c.dep_ == "xcomp" and lemma == "let" and c.lemma_ == "go"]
     key = " ".join([lemma, *dict.fromkeys(particles)])
-    name = _TAKING_ON.get(key) or _TAKING_ON.get(lemma)
+    role = END if key in _LETTING_GO else START
+    name = _LETTING_GO.get(key) or _TAKING_ON.get(key) or (_TAKING_ON.get(lemma) if key != "let" else None)
     state = states.get(name or "")
     if state is None or any(c.dep_ in ("aux:pass", "auxpass") for c in verb.children):
         return
-    employers = [
-        i for c in verb.children if c.dep_ == "nsubj" for i in doc.entity_of(c) if _value(doc.entities[i], state)
-    ]
+    employers: list[int] = []
+    for c in verb.children:
+        if c.dep_ == "nsubj":
+            employers += [i for i in doc.entity_of(c) if _value(doc.entities[i], state)]
+            if not employers and c.lower_ == "they":
+                employers += _the_organisation(doc, state)
     people = [
         i
         for c in verb.children
@@ -379,7 +517,13 @@ def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Itera
     at, _ = _dates(doc, verb, future=modality == PLANNED)
     for person in people:
         for employer in employers:
-            yield Found(person, state, employer, START, modality, key, at, None, False)
+            yield Found(person, state, employer, role, modality, key, at, None, False)
+
+
+def _the_organisation(doc: Sentence, state: State) -> list[int]:
+    """The one organisation (ORG) the text names, as a value of ``state``; none if it names more."""
+    named = {e.key: i for i, e in enumerate(doc.entities) if e.label == "ORG" and _value(e, state)}
+    return list(named.values()) if len(named) == 1 else []
 
 
 def _first_day(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
@@ -436,6 +580,8 @@ def _subjects(doc: Sentence, verb: Token) -> list[int]:
     for clause in governors(verb):
         for child in clause.children:
             if child.dep_ in SUBJECT_DEPS:
+                if child.lemma_.lower() in _HOMES:
+                    return []  # "Home is now a flat in Zurich": the home lives nowhere (see _home_statements)
                 found = [i for i in doc.entity_of(child) if doc.entities[i].label not in _NO_SUBJECT_LABELS]
                 if not found and child.lower_ in FIRST_PLURAL and (speaker := doc.speaker_entity(child)) is not None:
                     found = [speaker]
@@ -444,7 +590,14 @@ def _subjects(doc: Sentence, verb: Token) -> list[int]:
         # "Leaving Grünwerk after six years was weird", "Still enrolled at KTH": the speaker's.
         first = verb.doc[verb.sent.start]
         speaker = doc.speaker_entity(first) if first.lower_ in FIRST_PERSON | FIRST_PLURAL else None
-        return [speaker] if speaker is not None else doc.speaker_mention()
+        return [speaker] if speaker is not None else doc.speaker_mention(at=verb)
+    root = verb
+    while root.dep_ == "conj" and root.head.i != root.i:
+        root = root.head
+    opening = all(t.pos_ in ("ADV", "INTJ", "PUNCT", "CCONJ") for t in verb.doc[verb.sent.start : root.i])
+    if root.tag_ == "VBD" and root.dep_ == "ROOT" and opening and doc.speaker:
+        # A chat drops its "I": "Found a room in Bath and moved in", "Just started at Novo".
+        return doc.speaker_mention(at=root)
     return []
 
 

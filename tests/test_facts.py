@@ -175,6 +175,64 @@ def test_facts_extraction_states_what_is_stated_and_nothing_else(extractor: Extr
     assert statements(extractor, text) == expected
 
 
+MAY_19, AUG = datetime(2025, 5, 19, tzinfo=UTC), datetime(2025, 8, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # couples: "get" + a participle, a subject hung on the auxiliary, "we" with the one person named
+        ("Jess and I got married last week.",
+         [("Jess", "married_to", "Omar", START, ASSERTED, MAY_19, None), ("Omar", "married_to", "Jess", START, ASSERTED, MAY_19, None)]),
+        ("Alice and I got engaged.",
+         [("Alice", "partner_of", "Omar", START, ASSERTED, None, None), ("Omar", "partner_of", "Alice", START, ASSERTED, None, None)]),
+        ("My fiancé Karim and I are getting married in August!",
+         [("Omar", "partner_of", "Karim", HOLD, ASSERTED, None, None), ("Karim", "married_to", "Omar", START, PLANNED, AUG, None),
+          ("Omar", "married_to", "Karim", START, PLANNED, AUG, None)]),
+        ("Her name is Alice and we've been together since April.",
+         [("Omar", "partner_of", "Alice", HOLD, ASSERTED, datetime(2025, 4, 1, tzinfo=UTC), None),
+          ("Alice", "partner_of", "Omar", HOLD, ASSERTED, datetime(2025, 4, 1, tzinfo=UTC), None)]),
+        # a partner first called "someone", named in the next sentence
+        ("I've been seeing someone new. Her name is Alice.", [("Omar", "partner_of", "Alice", HOLD, ASSERTED, None, None)]),
+        # a job noun that is a concept: the bare "be at"; not when a state's own phrase said it
+        ("I'm a nurse at St Aldric Hospital.", [("Omar", "works_at", "St Aldric Hospital", HOLD, ASSERTED, None, None)]),
+        ("I'm a student at KTH.", [("Omar", "studies_at", "KTH", HOLD, ASSERTED, None, None)]),
+        ("I'm no longer at Copperleaf Software.", [("Omar", "works_at", "Copperleaf Software", END, ASSERTED, None, None)]),
+        ("I teach maths at the Gymnasium Ottobrunn.", [("Omar", "works_at", "Gymnasium Ottobrunn", HOLD, ASSERTED, None, None)]),
+        # employers taking on and letting go; "they" is the one organisation the text names
+        ("They took me on! Harrowgate Clinic offered me the role.",
+         [("Omar", "works_at", "Harrowgate Clinic", START, ASSERTED, None, None)]),
+        ("They let me go. Vantage Freight is closing.", [("Omar", "works_at", "Vantage Freight", END, ASSERTED, None, None)]),
+        ("I got let go from Vantage Freight.", [("Omar", "works_at", "Vantage Freight", END, ASSERTED, None, None)]),
+        ("Arjun has been taken on at Vantage Freight.", [("Arjun", "works_at", "Vantage Freight", START, ASSERTED, None, None)]),
+        ("I signed with Halvorsen Data yesterday.",
+         [("Omar", "works_at", "Halvorsen Data", START, ASSERTED, datetime(2025, 5, 31, tzinfo=UTC), None)]),
+        # homes: sold, bought (the place on the verb), found with the "I" left out, "home is"
+        ("We sold the house in Minneapolis, and now we live in a condo in St. Paul.",
+         [("Omar", "lives_in", "St. Paul", HOLD, ASSERTED, None, None), ("Omar", "lives_in", "Minneapolis", END, ASSERTED, None, None)]),
+        ("Dev and I bought a house in Harrogate.", [("Omar", "lives_in", "Harrogate", START, ASSERTED, None, None)]),
+        ("Found a room in a shared house in Bath.", [("Omar", "lives_in", "Bath", START, ASSERTED, None, None)]),
+        ("Home is now a small flat in Zurich.", [("Omar", "lives_in", "Zurich", HOLD, ASSERTED, None, None)]),
+        # traps: another person's change, a question, a negation, a plan that did not happen, a meeting
+        ("My brother Arjun got let go from Vantage Freight last week.",
+         [("brother", "works_at", "Vantage Freight", END, ASSERTED, None, None)]),
+        ("They took my brother on. Harrowgate Clinic needed a porter.", []),
+        ("Sofia and Marco got married last week.",
+         [("Sofia", "married_to", "Marco", START, ASSERTED, MAY_19, None),
+          ("Marco", "married_to", "Sofia", START, ASSERTED, MAY_19, None)]),
+        ("Should Alice and I get married?", []),
+        ("We didn't sell the house in Minneapolis.", []),
+        ("I almost moved to Milan.", []),
+        ("I'm seeing Alice tomorrow.", []),
+        ("I've been seeing Dr Patel about my knee.", []),
+        ("I left my keys at the house in Minneapolis.", []),
+        ("Home is where the heart is.", []),
+    ],
+)  # fmt: skip
+def test_facts_extraction_reads_more_ways_of_stating_a_change(extractor: Extractor, text: str, expected) -> None:
+    assert statements(extractor, text) == expected
+
+
 def test_facts_extraction_drops_the_raw_relations_of_what_states_nothing(extractor: Extractor) -> None:
     """A question or a condition is no fact: no relation between its entities is kept."""
     for text in ("Should I move to Oslo?", "If we move to Ghent, I'll need a bike."):
@@ -247,6 +305,29 @@ def test_facts_sofia_lives_in_lisbon_now(manager: MemoryManager) -> None:
     add(manager, SOFIA, "sofia")
     assert top(manager, "Where does Sofia live now?", "sofia")[0] == "s3"
     assert top(manager, "Where did Sofia use to live?", "sofia")[:2] == ["s2", "s1"]
+
+
+TOM = [
+    ("t1", "Tom", "2024-01-08T21:00:00", "Hi, I'm Tom. I live in Bristol with my girlfriend Hannah."),
+    ("t2", "Tom", "2024-05-19T22:10:00", "Hannah and I split up last weekend."),
+    ("t3", "Tom", "2024-06-30T14:00:00", "Found a room in a shared house in Bath and moved in on Friday."),
+    ("t4", "Tom", "2024-11-11T19:30:00",
+     "I've been seeing someone new. Her name is Alice and we've been together since September."),
+    ("t5", "Tom", "2025-02-02T10:00:00", "My sister just moved to Cardiff."),
+]  # fmt: skip
+
+
+def test_facts_a_new_partner_and_home_stated_in_other_words_are_current(manager: MemoryManager) -> None:
+    """ "Together since September" with the partner named before it, a room found with the "I"
+    left out: current over the girlfriend and the city before; the sister's move changes nothing."""
+    add(manager, TOM, "tom")
+    assert top(manager, "Who is Tom's partner now?", "tom")[0] == "t4"
+    assert top(manager, "Where does Tom live now?", "tom")[0] == "t3"
+    assert top(manager, "Where did Tom live before Bath?", "tom")[0] == "t1"
+    assert top(manager, "Who was Tom dating in March 2024?", "tom")[0] == "t1"
+    hit = manager.search("Who is Tom's partner now?", namespace="tom", k=1)[0]
+    alice = next(r for r in hit.relations if r.state == "partner_of" and r.target.name == "Alice")
+    assert (alice.status, alice.valid_from) == (CURRENT, datetime(2024, 9, 1, tzinfo=UTC))
 
 
 def test_facts_the_entity_shows_current_facts_first_and_former_ones_with_their_dates(manager: MemoryManager) -> None:
