@@ -292,6 +292,15 @@ def test_facts_the_current_city_and_employer_come_first(manager: MemoryManager) 
     assert (lives.target.name, lives.status) == ("Copenhagen", CURRENT)
 
 
+def test_facts_a_when_question_about_a_value_the_timeline_lacks_anchors_on_nothing(manager: MemoryManager) -> None:
+    """ "When did Omar accept the job at Kestrel Health?" names an employer no statement gives: the
+    start of his job at Novo Nordisk is no answer to put first."""
+    add(manager, [*OMAR, ("o9", "Omar", "2025-11-02T08:00:00", "Kestrel Health offered me the job and I said yes on Monday.")],
+        "omar")  # fmt: skip
+    assert top(manager, "When did Omar accept the job at Kestrel Health?", "omar")[0] == "o9"
+    assert top(manager, "When did Omar start at Novo Nordisk?", "omar")[0] == "o6"
+
+
 def test_facts_as_of_returns_the_fact_valid_then(manager: MemoryManager) -> None:
     add(manager, OMAR, "omar")
     assert top(manager, "Where does Omar live?", "omar", as_of="2025-06-01")[0] == "o1"

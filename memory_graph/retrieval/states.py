@@ -22,6 +22,7 @@ from memory_graph.facts import (
     FORMER,
     PLANNED,
     PLANNED_STATUS,
+    STATES,
     Period,
     Statement,
     StateQuestion,
@@ -31,7 +32,7 @@ from memory_graph.facts import (
 from memory_graph.records import RelationRef
 from memory_graph.retrieval.fusion import Candidate
 from memory_graph.store import EntityRow, GraphStore
-from memory_graph.vocabulary import FIRST_PERSON
+from memory_graph.vocabulary import CONCEPT, FIRST_PERSON
 
 #: Labels of the entities a question about a state may be about.
 SUBJECT_LABELS = frozenset({"PERSON", "ORG", "CONCEPT"})
@@ -67,11 +68,28 @@ def answering_statements(
         by_subject = {subject: [s for s in everyone if s.subject == subject]}
     line = timelines(by_subject[subject])[(subject, question.state)]
     values = {e.id for e in linked}
-    return _answer(line, question, values, when)
+    state = STATES.get(question.state)
+    # The names the question gives that may be values of the state ("the job at Kestrel Health").
+    asked = frozenset(
+        e.id
+        for e in linked
+        if e.id != subject
+        and state is not None
+        and e.label in state.values
+        and e.label != CONCEPT
+        and e.name[:1].isupper()
+    )
+    return _answer(line, question, values, when, asked=asked)
 
 
-def _answer(line: Timeline, question: StateQuestion, values: set[int], when: datetime) -> list[Statement]:
+def _answer(
+    line: Timeline, question: StateQuestion, values: set[int], when: datetime, *, asked: frozenset[int] = frozenset()
+) -> list[Statement]:
     named = [p for p in line.periods if p.target in values]  # "before Copenhagen", "move to Lisbon"
+    if question.when == "change" and asked and not any(p.target in asked for p in line.periods):
+        # "When did Priya accept the job at Kestrel Health?": a value the timeline does not know;
+        # the start of another value is no answer.
+        return []
     now = line.at(when)
     if question.when == "present":
         # No value now ("I quit Vestas"): nothing to put first; the signals decide.
