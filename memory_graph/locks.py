@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,12 +38,21 @@ def exclusive(path: Path) -> Iterator[None]:
         os.close(fd)  # closing the file drops the lock
 
 
-def holder_pid(path: Path) -> int | None:
-    """The pid the holder of ``path`` wrote into it, if any."""
-    try:
-        return int(path.read_text(encoding="ascii").strip() or "x")
-    except (OSError, ValueError):
-        return None
+def holder_pid(path: Path, wait: float = 1.0) -> int | None:
+    """The pid the holder of ``path`` wrote into it, if any.
+
+    A holder writes its pid just after it takes the lock, so a process refused in between finds
+    the file empty: it reads again for up to ``wait`` seconds before it gives up (None also when
+    the holder let go meanwhile, which empties the file).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return int(path.read_text(encoding="ascii").strip() or "x")
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
 
 
 class HeldLock:

@@ -21,6 +21,7 @@ import pytest
 
 from memory_graph import MemoryManager, Settings
 from memory_graph.errors import StoreLockedError
+from memory_graph.locks import HeldLock, holder_pid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,6 +192,36 @@ def test_processes_second_writer_in_one_process_shares_the_lock(tmp_path: Path, 
         second.vectors.claim_writes()
     lock = tmp_path / "data" / "chroma.lock"
     assert lock.exists() and lock.read_text() == ""  # released: no pid left behind
+
+
+def test_processes_refused_between_lock_and_pid_still_names_the_holder(tmp_path: Path) -> None:
+    """A process refused after the holder took the flock but before it wrote its pid waits for the pid.
+
+    The holder here is a real process that takes the flock, waits, then writes its pid, which
+    widens the window the lock itself leaves open for an instant (four processes starting at once
+    hit it).
+    """
+    lock = tmp_path / "chroma.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644);"
+            "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('locked', flush=True); time.sleep(0.3);"
+            "os.pwrite(fd, f'{os.getpid()}\\n'.encode(), 0); time.sleep(600)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert not HeldLock(lock).try_acquire()
+        assert holder_pid(lock) == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder_pid(lock.with_name("missing.lock"), wait=0.05) is None
 
 
 def test_processes_refused_writer_changes_nothing(tmp_path: Path) -> None:
