@@ -59,6 +59,9 @@ class State:
         question: a pattern matching a question about the state ("where does X live").
         primary: the labels a value has when the NER gets it right: of two states a phrase
             may state ("leave"), the one whose primary labels the value has is meant.
+        names: words a value's own name may have that say it is a value of this state (a
+            school's "University", "College"): of two states a phrase may state ("transfer to"),
+            the one the value's name says is meant before the primary labels decide.
     """
 
     name: str
@@ -68,6 +71,7 @@ class State:
     question: re.Pattern[str]
     nouns: frozenset[str] = frozenset()
     primary: frozenset[str] = frozenset()
+    names: re.Pattern[str] | None = None
 
 
 STATES: dict[str, State] = {}
@@ -117,6 +121,7 @@ register_state(
             "take job at, accept job at, accept job from, accept job with, get job with, land job at, find job at, "
             "start job with, begin job at, hire by, be hired by, hire at, switch to, join team at, "
             "accept position with, accept position at, accept role at, accept role with, sign with, sign on with, "
+            "transfer to, "
             "be taken on at, be taken on by, be brought on at, be brought on by",
             end="quit, leave, resign from, retire from, lay off by, lay off from, be laid off from, lose job at, "
             "fire from, fire by, give notice at, hand in notice at, let go from, let go by, be let go from, "
@@ -164,12 +169,13 @@ register_state(
         verbs(
             hold="study at, study in, be student at, be enrolled at, be enrolled in",
             start="enrol at, enroll at, enrol in, enroll in, start course at, begin course at, start course in, "
-            "do course at, take course at",
+            "do course at, take course at, transfer to",
             end="graduate from, drop out of, finish course at, complete course at, wrap up course at, finish at",
         ),
         _EMPLOYERS,
         re.compile(r"\b(stud(y|ies|ied|ying)|student|enrol\w*|graduat\w*|attend(s|ed|ing)?)\b", re.I),
         frozenset({"school", "university", "college"}),
+        names=re.compile(r"\b(universit\w*|college|school|academy|polytechnic|politecnico|conservatoire)\b", re.I),
     )
 )
 register_state(

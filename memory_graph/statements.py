@@ -178,7 +178,10 @@ def _verb_statements(
                 continue  # "I'm a student at KTH": "be student at" said it, not the bare "be at"
             label = doc.entities[target].label
             candidates = [s for s in stating if _value(doc.entities[target], s)]
-            state = next((s for s in candidates if label in s.primary), candidates[0] if candidates else None)
+            named = [s for s in candidates if s.names is not None and s.names.search(doc.entities[target].text)]
+            # a school's name says studies ("transferred to the University of Barcelona"), then the labels
+            primary = next((s for s in candidates if label in s.primary), candidates[0] if candidates else None)
+            state = named[0] if named else primary
             if state is None:
                 continue
             if subjects is None:

@@ -207,6 +207,10 @@ MAY_19, AUG = datetime(2025, 5, 19, tzinfo=UTC), datetime(2025, 8, 1, tzinfo=UTC
         ("Arjun has been taken on at Vantage Freight.", [("Arjun", "works_at", "Vantage Freight", START, ASSERTED, None, None)]),
         ("I signed with Halvorsen Data yesterday.",
          [("Omar", "works_at", "Halvorsen Data", START, ASSERTED, datetime(2025, 5, 31, tzinfo=UTC), None)]),
+        # a phrase two states share: the value's name says which
+        ("I transferred to the University of Barcelona.",
+         [("Omar", "studies_at", "University of Barcelona", START, ASSERTED, None, None)]),
+        ("I transferred to Brightwater Bank.", [("Omar", "works_at", "Brightwater Bank", START, ASSERTED, None, None)]),
         # homes: sold, bought (the place on the verb), found with the "I" left out, "home is"
         ("We sold the house in Minneapolis, and now we live in a condo in St. Paul.",
          [("Omar", "lives_in", "St. Paul", HOLD, ASSERTED, None, None), ("Omar", "lives_in", "Minneapolis", END, ASSERTED, None, None)]),
