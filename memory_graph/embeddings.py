@@ -124,12 +124,22 @@ def load_single_text_encoder(name: str = DEFAULT_EMBEDDING_MODEL) -> Callable[[s
             found = model.preprocess([text])
             return found["input_ids"].to(model.device), found["attention_mask"].to(model.device)
 
-        with warnings.catch_warnings(), torch.inference_mode():
-            # torch.jit is deprecated in favour of torch.export, whose programs run in Python.
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(  # type: ignore[no-untyped-call]
-                MeanPooled(modules[0].auto_model).eval(), features(_PROBES[1]), check_trace=False
-            )
+        from transformers.utils import logging as transformers_logging
+
+        # The trace reads every attribute of the model, its training loss too, which the bundled
+        # config does not name, so transformers warns about a loss that is never used; it is
+        # quiet for the trace alone and the caller's level comes back after it.
+        verbosity = transformers_logging.get_verbosity()
+        transformers_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        try:
+            with warnings.catch_warnings(), torch.inference_mode():
+                # torch.jit is deprecated in favour of torch.export, whose programs run in Python.
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(  # type: ignore[no-untyped-call]
+                    MeanPooled(modules[0].auto_model).eval(), features(_PROBES[1]), check_trace=False
+                )
+        finally:
+            transformers_logging.set_verbosity(verbosity)
 
         def encode(text: str) -> np.ndarray:
             with torch.inference_mode():

@@ -94,6 +94,8 @@ def test_cli_query_json(ingested: Path) -> None:
 def test_cli_query_text_shows_entities_and_relations(ingested: Path) -> None:
     result = run("query", "Louvre", "--namespace", "demo", "-k", "1", data_dir=ingested, check=True)
     assert "Louvre" in result.stdout and "entities:" in result.stdout and "relation:" in result.stdout
+    # Nothing but the answer: no library's log lines (transformers warned of a training loss on every query).
+    assert result.stderr.strip() == "", result.stderr
 
 
 def test_cli_stats_and_entity(ingested: Path) -> None:
