@@ -106,6 +106,12 @@ def rule_patterns() -> list[dict[str, Any]]:
             {"TEXT": {"REGEX": r"^\d{3,4}$"}},
             {"TEXT": {"REGEX": r"^\d{3,4}$"}, "OP": "?"},
         ],
+        # An international number in two long groups: "+44 7700 900461" (a UK mobile).
+        [
+            {"TEXT": {"REGEX": r"^\+\d{1,3}$"}},
+            {"TEXT": {"REGEX": r"^\d{3,5}$"}},
+            {"TEXT": {"REGEX": r"^\d{5,8}$"}},
+        ],
         # An international number in pairs or short groups: "+45 20 12 34 56", "+33 6 12 34 56 78".
         [
             {"TEXT": {"REGEX": r"^\+\d{1,3}$"}},

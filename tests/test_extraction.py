@@ -102,6 +102,8 @@ def test_extraction_words_of_conversation_are_not_concepts(extractor: Extractor)
 def test_extraction_phone_numbers_in_groups(extractor: Extractor) -> None:
     x = extractor.extract("Call Omar at +45 20 12 34 56 tomorrow, not on 12 34 56 78.")
     assert [e.name for e in x.entities if e.label == "PHONE"] == ["+45 20 12 34 56"]
+    x = extractor.extract("New UK number btw: +44 7700 900461, the old one is off. Order 12345 678901 shipped.")
+    assert [e.name for e in x.entities if e.label == "PHONE"] == ["+44 7700 900461"]
 
 
 def test_extraction_third_person_pronouns_stand_for_a_plain_antecedent(extractor: Extractor) -> None:
