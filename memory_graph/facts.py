@@ -98,7 +98,7 @@ register_state(
         "lives_in",
         "lives in",
         verbs(
-            hold="live in, live at, reside in, be based in, base in, be home in, be in",
+            hold="live in, live at, reside in, be based in, base in, be home in, be in, stay in",
             start="move to, move into, move back to, relocate to, settle in, settle down in, emigrate to, move in",
             end="move out of, move from, move away from, leave",
         ),
@@ -118,7 +118,7 @@ register_state(
             hold="work at, work for, be employed by, be employed at, employ by, intern at, be at, lead at, lead team at, "
             "head at, teach at, lecture at",
             start="join, start at, start with, start job at, start work at, start position at, begin at, get job at, "
-            "take job at, accept job at, accept job from, accept job with, get job with, land job at, find job at, "
+            "take job at, take job with, accept job at, accept job from, accept job with, get job with, land job at, find job at, "
             "start job with, begin job at, hire by, be hired by, hire at, switch to, join team at, "
             "accept position with, accept position at, accept role at, accept role with, sign with, sign on with, "
             "transfer to, "
@@ -156,7 +156,8 @@ register_state(
         ),
         frozenset({"PERSON"}),
         re.compile(
-            r"\b(dating|partner|boyfriend|girlfriend|going out with|broke up|break up|back together|together with|engaged|fianc\w*)\b",
+            r"\b(dating|partner|boyfriend|girlfriend|going out with|broke up|break up|back together|together with|engaged|fianc\w*"
+            r"|relationship|seeing (anyone|someone|somebody)|single)\b",
             re.I,
         ),
         frozenset({"partner", "boyfriend", "girlfriend", "fiance", "fiancé", "fiancee", "fiancée"}),
@@ -169,11 +170,15 @@ register_state(
         verbs(
             hold="study at, study in, be student at, be enrolled at, be enrolled in",
             start="enrol at, enroll at, enrol in, enroll in, start course at, begin course at, start course in, "
-            "do course at, take course at, transfer to",
+            "do course at, take course at, transfer to, switch to",
             end="graduate from, drop out of, finish course at, complete course at, wrap up course at, finish at",
         ),
         _EMPLOYERS,
-        re.compile(r"\b(stud(y|ies|ied|ying)|student|enrol\w*|graduat\w*|attend(s|ed|ing)?)\b", re.I),
+        re.compile(
+            r"\b(stud(y|ies|ied|ying)|student|enrol\w*|graduat\w*|attend(s|ed|ing)?|universit(y|ies)|college|degree|course"
+            r"|mba|msc|phd|master'?s)\b",
+            re.I,
+        ),
         frozenset({"school", "university", "college"}),
         names=re.compile(r"\b(universit\w*|college|school|academy|polytechnic|politecnico|conservatoire)\b", re.I),
     )
@@ -186,6 +191,25 @@ register_state(
         frozenset({"PHONE"}),
         re.compile(r"\b(phone|mobile|cell)\b", re.I),
         frozenset({"number", "phone", "mobile", "cell"}),
+    )
+)
+
+_PET_WORDS = r"(pets?|dogs?|cats?|pupp(y|ies)|pups?|kittens?|kitty|hamsters?|rabbits?|bunn(y|ies)|parrots?)"
+#: Words for a pet: "my cat Pierogi", "a beagle, we called him Biscuit" (a breed is a pet too).
+PET_NOUNS = frozenset(
+    {"dog", "dogs", "cat", "cats", "puppy", "pup", "kitten", "kitty", "pet", "hamster", "rabbit", "bunny", "parrot",
+     "budgie", "tortoise", "turtle", "pony", "horse", "ferret", "goldfish", "shiba", "beagle", "greyhound", "labrador",
+     "lab", "poodle", "terrier", "spaniel", "collie", "retriever", "husky", "corgi", "dachshund", "pug", "bulldog", "tabby"}
+)  # fmt: skip
+register_state(
+    State(
+        "has_pet",
+        "has pet",
+        verbs(start="adopt, rescue"),
+        frozenset({"PERSON", "CONCEPT", "ORG", "LOC", "FAC"}),  # a pet's name is anyone's to the NER
+        # A question for a pet's name ("What is Kenji's dog called now?"), not any about a pet
+        re.compile(rf"\b(name[ds]?|called)\b.*\b{_PET_WORDS}\b|\b{_PET_WORDS}\b.*\b(name[ds]?|called)\b", re.I),
+        PET_NOUNS,
     )
 )
 

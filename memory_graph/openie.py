@@ -49,9 +49,11 @@ _MODAL_FUTURE = frozenset({"will", "'ll", "shall", "wo"})
 _PLAN_HEADS = frozenset(
     {"plan", "intend", "decide", "arrange", "agree", "schedule", "prepare", "offer", "go", "set", "expect"}
 )
+# Heads of what is wished, weighed or asked of someone, not done ("my boss asked me to move to Berlin").
 _WISH_HEADS = frozenset(
-    {"want", "hope", "wish", "like", "love", "consider", "think", "dream", "need", "try", "tempt", "talk"}
-)
+    {"want", "hope", "wish", "like", "love", "consider", "think", "dream", "need", "try", "tempt", "talk",
+     "ask", "urge", "beg", "encourage", "push", "invite", "pressure"}
+)  # fmt: skip
 _STILL_NOT = frozenset({"anymore", "longer"})  # "not ... anymore", "no longer"
 _ALMOST = frozenset({"almost", "nearly"})
 DISCOURSE_PHRASES = frozenset(

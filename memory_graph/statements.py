@@ -6,13 +6,17 @@ married to Sara", "I'm a nurse at Rigshospitalet"), or a possessive noun ("my wi
 number is ..."), a couple ("Jess and I got married", "we've been together since April" with the
 one person the text names), an employer taking someone on or letting them go ("they took me on",
 "they" being the one organisation the text names; "Brightloop let me go"), a home ("we sold the
-house in Minneapolis", "home is now a flat in Zurich"), or "someone" named in a sentence after
-("I'm seeing someone new. Her name is Alice"). A chat's sentence that leaves out its "I" ("Found a
-room in Bath") is the speaker's. Its modality decides whether it is kept:
+house in Minneapolis", "home is now a flat in Zurich"), "someone" named in a sentence after
+("I'm seeing someone new. Her name is Alice"), a partner one has ("I have a new boyfriend,
+Ahmed"), a pet named ("we adopted a kitten, she's called Miso"), or a chat's new number with no
+owner named ("New UK number: +44 ..."). A chat's sentence that leaves out its "I" ("Found a
+room in Bath", "first day at Okra tomorrow!") is the speaker's. Its modality decides whether it
+is kept:
 
 - a question ("Should we move to Oslo?"), a negation ("I don't work at Vestas"), a conditional
-  ("if we move to Ghent"), a wish ("I'd love to live in Rome") or what almost happened ("I almost
-  moved to Milan") states nothing;
+  ("if we move to Ghent"), a wish ("I'd love to live in Rome"), what was asked of one ("my boss
+  asked me to move to Berlin") or what almost happened ("I almost moved to Milan") states
+  nothing; a negated change calls off a plan of it ("I'm not moving to Osaka after all");
 - "will", "going to", "plan to", "an offer to", a present progressive of a change ("we are
   moving") or a date after the time it was said make a plan;
 - "anymore", "no longer" with a negation end the value ("I don't live in Paris anymore"), as
@@ -54,7 +58,7 @@ _HOMES = frozenset(
     {"house", "flat", "apartment", "home", "place", "studio", "condo", "townhouse", "cottage", "loft", "room"}
 )
 _HOME_VERBS = {"buy": START, "rent": START, "move": START, "find": START, "get": START, "sign": START,
-               "sell": END, "leave": END}  # fmt: skip
+               "close": START, "sell": END, "leave": END}  # fmt: skip  # "close": on a house bought
 # Employers and schools taking someone on: "Kestrel brought me on", "KTH admitted me".
 _TAKING_ON = {"hire": "works_at", "employ": "works_at", "bring on": "works_at", "take on": "works_at",
               "recruit": "works_at", "admit": "studies_at", "accept": "studies_at"}  # fmt: skip
@@ -65,11 +69,13 @@ _LETTING_GO = {"let go": "works_at", "lay off": "works_at", "fire": "works_at", 
 # ("Her name is Alice").
 _SOMEONE = frozenset({"someone", "somebody", "guy", "girl", "woman", "man", "boy"})
 _FIRST_DAY = frozenset({"first day", "day one", "first week", "first shift"})
+_FRAGMENT = frozenset({"ROOT", "conj", "parataxis", "appos", "dep", "nsubj"})  # a noun with no clause of its own
 _LAST_DAY = frozenset({"last day", "final day", "last shift", "final shift"})
 _JOB_NOUNS = frozenset({"job", "position", "role", "work", "internship", "post", "offer", "contract"})
 _COURSE_NOUNS = frozenset(
-    {"course", "degree", "mba", "master", "masters", "phd", "programme", "program", "bachelor", "diploma"}
-)
+    {"course", "degree", "mba", "master", "masters", "phd", "programme", "program", "bachelor", "diploma", "msc", "mtech",
+     "mres", "mphil", "bsc", "llm", "doctorate"}
+)  # fmt: skip
 _NAMING = frozenset({"call", "name"})  # "a guy called Julien"
 # Verbs a couple does together ("Ren and I broke up", "Elias and I got married"): each starts or
 # ends the other as a value of the state.
@@ -141,11 +147,15 @@ def read_statements(doc: Sentence, sent: Span, states: Mapping[str, State]) -> l
             found += _verb_statements(doc, token, states, question=question, correction=correction)
         if token.pos_ == "VERB" and not question:
             found += _taking_on(doc, token, states)
+            if token.lemma_.lower() == "have":
+                found += _having(doc, token, states)
         if token.dep_ in ("nmod:poss", "poss"):
             found += _possessive_statements(doc, token, states, question=question)
     if not question:
         found += _home_statements(doc, sent, states)
         found += _first_day(doc, sent, states)
+        found += _new_number(doc, sent, states)
+        found += _pets(doc, sent, states)
     if any(marker in lowered for marker in _CANCEL):
         # "We were going to move to Berlin, but it fell through": the plan states nothing.
         found = [Dropped(f.source, f.target) if isinstance(f, Found) and f.modality == PLANNED else f for f in found]
@@ -163,12 +173,18 @@ def _verb_statements(
     subjects: list[int] | None = None  # read once a phrase has a value: "we" makes a mention of the speaker
     modality, role_change, progressive = modality_of(verb, question=question)
     stated: set[int] = set()
+    # "started an MTech at COEP": the course says studies; the bare "start at" says nothing more.
+    courses = {t.i for phrase, t, _ in phrases if " course " in f" {phrase} "}
     for phrase, target_token, cased in phrases:
+        if target_token.i in courses and " course " not in f" {phrase} ":
+            continue
         if phrase in _PARTING and cased == "" and target_token.dep_ in SUBJECT_DEPS:
             yield from _parting(doc, phrase, target_token, states, modality)
             continue
         if phrase == "be in" and not _settled(verb):
             continue  # "I'm in Paris for the weekend": a visit; "we've been in Tallinn since May": a home
+        if phrase == "stay in" and not _staying(verb, target_token):
+            continue  # "we stayed in Kyoto for a week": a visit; "staying in Tokyo" (not moving): a home
         stating = [state for state in states.values() if phrase in state.verbs]
         targets = doc.entity_of(target_token)
         if not targets and target_token.lemma_.lower() in _SOMEONE:
@@ -177,7 +193,14 @@ def _verb_statements(
             if phrase == f"be {cased}" and target in stated:
                 continue  # "I'm a student at KTH": "be student at" said it, not the bare "be at"
             label = doc.entities[target].label
-            candidates = [s for s in stating if _value(doc.entities[target], s)]
+            if label == CONCEPT and phrase.endswith("course in"):
+                continue  # "an MTech in AI": the subject studied, not a place
+            entity = doc.entities[target]
+            candidates = [
+                s
+                for s in stating
+                if _value(entity, s) or _employer(entity, s, phrase) or _lowercase_place(entity, s, target_token)
+            ]
             named = [s for s in candidates if s.names is not None and s.names.search(doc.entities[target].text)]
             # a school's name says studies ("transferred to the University of Barcelona"), then the labels
             primary = next((s for s in candidates if label in s.primary), candidates[0] if candidates else None)
@@ -189,6 +212,9 @@ def _verb_statements(
             for source in subjects:
                 if modality not in (ASSERTED, PLANNED):
                     yield Dropped(source, target)
+                    if modality == "negated" and state.verbs[phrase] == START:
+                        # "I'm not moving to Osaka after all": a plan to, if there was one, is off.
+                        yield Found(source, state, target, CANCEL, ASSERTED, phrase, None, None, False)
                     continue
                 stated.add(target)
                 role = _role(state.verbs[phrase], role_change, cased)
@@ -208,6 +234,17 @@ def _settled(verb: Token) -> bool:
     words = {c.lower_ for c in verb.children} | {g.lower_ for c in verb.children for g in c.children}
     perfect = any(c.dep_ == "aux" and c.lemma_.lower() == "have" for c in verb.children)
     return perfect or bool(words & {"still", "now", "since", "settled"})
+
+
+def _staying(verb: Token, place: Token) -> bool:
+    """Whether "stay in <place>" says where one goes on living ("Staying in Tokyo", "I'm staying
+    in blr for now"), not a visit: not a past stay ("we stayed in Kyoto"), not for a time ("for
+    the weekend"; "for now" is a home's), not in a hotel ("staying in a hotel in Paris")."""
+    if verb.tag_ == "VBD" or place.head.i != verb.i:
+        return False
+    return not any(
+        c.dep_.startswith("obl") and _case(c) == "for" and c.lower_ not in ("now", "good") for c in verb.children
+    )
 
 
 def _parting(
@@ -251,6 +288,24 @@ def _value(entity: ExtractedEntity, state: State) -> bool:
     if entity.label not in state.values:
         return False
     return entity.label != CONCEPT or entity.text[:1].isupper()
+
+
+def _employer(entity: ExtractedEntity, state: State, phrase: str) -> bool:
+    """Whether a name the NER calls a person is an employer after all: the place of a job ("a
+    job with Cais Arquitetos", "started at Maíz Azul"), not someone worked with or for."""
+    if entity.label != "PERSON" or entity.pronoun or state.name != "works_at":
+        return False
+    words = phrase.split()
+    return bool(set(words) & _JOB_NOUNS) or (words[-1] == "at" and words[0] != "be")
+
+
+def _lowercase_place(entity: ExtractedEntity, state: State, token: Token) -> bool:
+    """Whether a lower-case word is a place's name typed in a hurry ("settled in wroclaw", "staying
+    in blr"): one word the pipeline has no vector for (not a common word: "moved to town"), with
+    no article."""
+    if state.name != "lives_in" or entity.label != CONCEPT or " " in entity.text or not token.text.islower():
+        return False
+    return token.is_oov and not any(c.dep_ == "det" for c in token.children)
 
 
 def _role(role: str, change: str | None, cased: str) -> str:
@@ -388,11 +443,17 @@ def _named_after(doc: Sentence, someone: Token) -> list[int]:
             found = doc.token_entity.get(token.i)
             if found is None or doc.entities[found].label != "PERSON" or doc.entities[found].pronoun:
                 continue
-            named = any(c.dep_ in SUBJECT_DEPS and c.lemma_.lower() == "name" for c in token.children)
+            named = _is_named(token)
             called = token.head.lemma_.lower() in _NAMING and token.head.i != token.i
             if named or called:
                 return [found]
     return []
+
+
+def _is_named(token: Token) -> bool:
+    """Whether ``token`` is what a "name" is: "Her name is Clara", "her name's Clara" (which the
+    parse may read as a possessive)."""
+    return any(c.dep_ in (*SUBJECT_DEPS, "nmod:poss") and c.lemma_.lower() == "name" for c in token.children)
 
 
 def _partner_named(doc: Sentence, sent: Span, speaker: int) -> int | None:
@@ -429,8 +490,12 @@ def _home_statements(doc: Sentence, sent: Span, states: Mapping[str, State]) -> 
         # "home is now a flat in Zurich", "our new place is in Leeds": the place is the predicate's
         where = verb if described and verb is not None else home
         places = _places(doc, where, home if described else None)
-        if not places and verb is not None and verb.pos_ == "VERB" and home.dep_ in ("obj", "dobj"):
-            # "we bought a house in Harrogate": the parse hangs the place on the verb.
+        bought = home.dep_ in ("obj", "dobj") or (
+            home.dep_ == "obl" and verb is not None and verb.lemma_.lower() in _HOME_VERBS
+        )
+        if not places and verb is not None and verb.pos_ == "VERB" and bought:
+            # "we bought a house in Harrogate", "we closed on the house in Rabat": the parse hangs
+            # the place on the verb.
             places = [
                 i for c in verb.children if c.dep_.startswith("obl") and _case(c) == "in" for i in _places(doc, c, None)
             ]
@@ -523,10 +588,135 @@ def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Itera
             yield Found(person, state, employer, role, modality, key, at, None, False)
 
 
+def _having(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Iterator[Found]:
+    """ "I have a new boyfriend, Ahmed", "we have a dog called Rex": the subject holds the value
+    the state's noun is named as (a new one starts)."""
+    for noun in (c for c in verb.children if c.dep_ in ("obj", "dobj")):
+        lemma = noun.lemma_.lower()
+        for state in states.values():
+            if lemma not in state.nouns:
+                continue
+            values = [i for i in _names_of(doc, noun) if _value(doc.entities[i], state)]
+            if not values:
+                continue
+            modality, change, _ = modality_of(verb, question=False)
+            if modality not in (ASSERTED, PLANNED):
+                continue
+            role = change or (START if any(c.lower_ == "new" for c in noun.children) else HOLD)  # "had": past
+            for source in _subjects(doc, verb):
+                for value in values:
+                    yield Found(source, state, value, role, modality, f"have {lemma}", None, None, False)
+
+
+def _names_of(doc: Sentence, noun: Token) -> list[int]:
+    """The entities a noun is named as beside it: "a new boyfriend, Ahmed", "a kitten called Miso"."""
+    named: list[Token] = []
+    for c in noun.children:
+        if c.dep_ in ("appos", "flat", "nmod:desc"):
+            named.append(c)
+        elif c.dep_ == "acl" and c.lemma_.lower() in _NAMING:
+            named += [g for g in c.children if g.dep_ in ("xcomp", "obj", "oprd", "obl")]
+    return [i for t in named for i in doc.entity_of(t)]
+
+
 def _the_organisation(doc: Sentence, state: State) -> list[int]:
     """The one organisation (ORG) the text names, as a value of ``state``; none if it names more."""
     named = {e.key: i for i, e in enumerate(doc.entities) if e.label == "ORG" and _value(e, state)}
     return list(named.values()) if len(named) == 1 else []
+
+
+_PET_STARTS = frozenset({"adopt", "get", "rescue", "bring", "take", "buy"})
+
+
+def _pets(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
+    """ "We adopted a kitten called Miso", "a beagle, we called him Biscuit", "we brought home a
+    puppy and named her Azuki", "my shiba Kuri": a pet of the owner's (the possessive, the verb's
+    subject, else a chat's speaker) is named; one adopted, got or brought home is a new one."""
+    state = states.get("has_pet")
+    if state is None:
+        return
+    said: dict[tuple[str, str], Found] = {}  # one statement a pet: "a rescue shiba puppy" is one
+    for noun in sent:
+        if noun.pos_ != "NOUN" or (noun.lower_ not in state.nouns and noun.lemma_.lower() not in state.nouns):
+            continue
+        names = _names_of(doc, noun)
+        if noun.dep_ in ("compound", "nmod:desc", "appos") and noun.head.pos_ == "PROPN":
+            names += doc.entity_of(noun.head)  # "my shiba Kuri": the name heads the noun
+        names += _named_later(doc, sent, noun)
+        names = [i for i in dict.fromkeys(names) if _value(doc.entities[i], state) and not doc.entities[i].pronoun]
+        if not names:
+            continue
+        verb = noun.head if noun.dep_ in ("obj", "dobj", "obl", "nsubj:pass") and noun.head.pos_ == "VERB" else None
+        owner = next((c for c in noun.children if c.dep_ in ("nmod:poss", "poss")), None)
+        if owner is not None:
+            holders = _owners(doc, owner)
+        elif verb is not None:
+            holders = _subjects(doc, verb)
+        else:
+            holders = doc.speaker_mention(at=noun) if doc.speaker else []
+        modality, change, _ = modality_of(verb, question=False) if verb is not None else (ASSERTED, None, False)
+        if modality not in (ASSERTED, PLANNED) or not holders:
+            continue
+        new = any(c.lower_ == "new" for c in noun.children)
+        starts = verb is not None and verb.lemma_.lower() in _PET_STARTS
+        role = START if starts or new else PAST if change == PAST and verb is not None else HOLD
+        for holder in holders:
+            for name in names:
+                key = (doc.entities[holder].key, doc.entities[name].key)
+                if key not in said or role == START:
+                    said[key] = Found(holder, state, name, role, modality, noun.lemma_.lower(), None, None, False)
+    yield from said.values()
+
+
+def _named_later(doc: Sentence, sent: Span, noun: Token) -> list[int]:
+    """The name a pet is given after it is first called a dog or a cat: "..., we called him
+    Biscuit", "and named her Azuki", "she's called Miso", "her name is Miso" (in the same sentence
+    after the noun, or the next one)."""
+    sentences = list(noun.doc.sents)
+    index = next(i for i, s in enumerate(sentences) if s.start <= noun.i < s.end)
+    found: list[int] = []
+    for later in sentences[index : index + 2]:
+        for token in later:
+            if token.i <= noun.i or token.lemma_.lower() not in _NAMING or token.pos_ != "VERB":
+                continue
+            # "called him Biscuit", "named her Azuki" (the parse may make "her" the name's possessive)
+            if any(t.lower_ in ("him", "her", "it", "he", "she") for t in token.subtree if t.i != token.i):
+                found += [i for c in token.children if c.dep_ in ("xcomp", "oprd", "obj", "dobj", "vocative")
+                          for i in doc.entity_of(c) if not doc.entities[i].pronoun]  # fmt: skip
+        for token in later:
+            if token.i > noun.i and _is_named(token):
+                found += doc.entity_of(token)  # "her name is Miso"
+    return found
+
+
+def _new_number(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
+    """ "New UK number btw: +44 7700 900461", "Austrian number now: +43 660 555 2190": a chat's
+    number with no owner named is the speaker's. A number someone else owns ("the plumber's
+    number", "the number of the clinic") or one with no word saying it is a phone's or a new one
+    ("the number is 42") is not."""
+    state = states.get("phone_number")
+    if state is None or not doc.speaker:
+        return
+    for noun in sent:
+        if noun.lemma_.lower() != "number" or noun.pos_ not in ("NOUN", "PROPN"):
+            continue
+        if any(c.dep_ in ("nmod:poss", "poss", "nmod", "det") for c in noun.children):
+            continue  # an owner's ("my" is read as a possessive), or "the"/"a" number of something
+        words = {c.lower_ for c in noun.children if c.dep_ in ("amod", "compound")}
+        if not words & {"new", "phone", "mobile", "cell"} and not any(
+            c.dep_ in ("amod", "compound") and c.text[:1].isupper() for c in noun.children
+        ):
+            continue  # "New", "UK", "Austrian", "phone": a phone number of one's own
+        value = next(
+            (i for i, e in enumerate(doc.entities)
+             if e.label == "PHONE" and noun.idx < e.start < sent.end_char),
+            None,
+        )  # fmt: skip
+        if value is None:
+            continue
+        for source in doc.speaker_mention(at=noun):
+            yield Found(source, state, value, HOLD, ASSERTED, "number", None, None, False)
+        return
 
 
 def _first_day(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Found]:
@@ -539,6 +729,11 @@ def _first_day(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterat
     if state is None or not (first or any(marker in text for marker in _LAST_DAY)):
         return
     speaker = next((found for t in sent if (found := doc.speaker_entity(t)) is not None), None)
+    if speaker is None and doc.speaker:
+        # "..., but first day at Okra Logistics tomorrow!": a chat's day with no owner is the speaker's
+        days = [t for t in sent if t.lower_ in ("day", "week", "shift", "one") and t.dep_ in _FRAGMENT]
+        if days and not any(c.dep_ in ("nmod:poss", "poss") for t in days for c in t.children):
+            speaker = next(iter(doc.speaker_mention(at=days[0])), None)
     if speaker is None:
         return
     at = None
@@ -577,18 +772,28 @@ def _case(token: Token) -> str:
     return " ".join(words)
 
 
+def _holders(doc: Sentence, token: Token) -> list[int]:
+    """The entities a subject (or a controlling object) stands for; "we" and "me" are the speaker."""
+    found = [i for i in doc.entity_of(token) if doc.entities[i].label not in _NO_SUBJECT_LABELS]
+    if not found and token.lower_ in FIRST_PLURAL and (speaker := doc.speaker_entity(token)) is not None:
+        found = [speaker]
+    return found
+
+
 def _subjects(doc: Sentence, verb: Token) -> list[int]:
     """The entities holding the state: the verb's subject, or its governing clause's ("I accepted
     an offer to move", "Alice wants to visit Paris"); "we" is the speaker."""
+    previous = verb
     for clause in governors(verb):
+        controller = next((c for c in clause.children if c.dep_ in ("obj", "dobj", "iobj")), None)
+        if previous.dep_ == "xcomp" and clause.i != verb.i and controller is not None:
+            return _holders(doc, controller)  # "Northwind is letting me stay in Vancouver": "me" stays
+        previous = clause
         for child in clause.children:
             if child.dep_ in SUBJECT_DEPS:
                 if child.lemma_.lower() in _HOMES:
                     return []  # "Home is now a flat in Zurich": the home lives nowhere (see _home_statements)
-                found = [i for i in doc.entity_of(child) if doc.entities[i].label not in _NO_SUBJECT_LABELS]
-                if not found and child.lower_ in FIRST_PLURAL and (speaker := doc.speaker_entity(child)) is not None:
-                    found = [speaker]
-                return found
+                return _holders(doc, child)
     if verb.tag_ in ("VBG", "VBN") and verb.dep_ in ("csubj", "ROOT", "advcl", "parataxis") and doc.speaker:
         # "Leaving Grünwerk after six years was weird", "Still enrolled at KTH": the speaker's.
         first = verb.doc[verb.sent.start]

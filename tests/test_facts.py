@@ -110,6 +110,11 @@ def test_facts_a_correction_takes_the_place_of_the_statement_before_it() -> None
         ("Which city does Maya call home?", "lives_in", "present"),
         ("Where does Maya teach?", "works_at", "present"),
         ("Who is Maya engaged to?", "partner_of", "present"),
+        ("What is Kenji's dog called now?", "has_pet", "present"),
+        ("What's the name of Marta's cat?", "has_pet", "present"),
+        ("Why did Daniel's dog have to wear a cone?", None, None),
+        ("Is Sofia seeing anyone at the moment?", "partner_of", "present"),
+        ("Which university did Emma transfer to?", "studies_at", "present"),
         ("What is the capital of France?", None, None),
     ],
 )
@@ -237,6 +242,46 @@ def test_facts_extraction_reads_more_ways_of_stating_a_change(extractor: Extract
     assert statements(extractor, text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a change called off by its negation; staying put is where one lives
+        ("So I'm not moving to Osaka after all.", [("Omar", "lives_in", "Osaka", CANCEL, ASSERTED, None, None)]),
+        ("Staying in Tokyo for now.", [("Omar", "lives_in", "Tokyo", HOLD, ASSERTED, None, None)]),
+        ("Northwind is letting me stay in Vancouver.", [("Omar", "lives_in", "Vancouver", HOLD, ASSERTED, None, None)]),
+        # a chat's number with no owner named, a partner one has, a job taken, a first day with no "my"
+        ("New UK number btw: +44 7700 900461.", [("Omar", "phone_number", "+44 7700 900461", HOLD, ASSERTED, None, None)]),
+        ("I have a new boyfriend, Ahmed.", [("Omar", "partner_of", "Ahmed", START, ASSERTED, None, None)]),
+        ("I've been seeing someone. Her name's Clara.", [("Omar", "partner_of", "Clara", HOLD, ASSERTED, None, None)]),
+        ("I took a job with Banksia Health.", [("Omar", "works_at", "Banksia Health", START, ASSERTED, None, None)]),
+        ("Long week, but first day at Okra Logistics tomorrow!",
+         [("Omar", "works_at", "Okra Logistics", START, ASSERTED, None, None)]),
+        # an employer the NER calls a person, a house closed on, a course, a place typed in lower case
+        ("I accepted a job with Cais Arquitetos.", [("Omar", "works_at", "Cais Arquitetos", START, ASSERTED, None, None)]),
+        ("We finally closed on the house in Rabat!", [("Omar", "lives_in", "Rabat", START, ASSERTED, None, None)]),
+        ("Started an MTech at COEP Technological University.",
+         [("Omar", "studies_at", "COEP Technological University", START, ASSERTED, None, None)]),
+        ("settled in wroclaw finally.", [("Omar", "lives_in", "wroclaw", START, ASSERTED, None, None)]),
+        # pets: named with the noun, after it, or in the next clause; a new one adopted or brought home
+        ("We adopted a kitten, she's called Miso.", [("Omar", "has_pet", "Miso", START, ASSERTED, None, None)]),
+        ("My shiba Kuri is snoring.", [("Omar", "has_pet", "Kuri", HOLD, ASSERTED, None, None)]),
+        ("A beagle, we called him Biscuit.", [("Omar", "has_pet", "Biscuit", HOLD, ASSERTED, None, None)]),
+        ("We brought home a puppy and named her Azuki.", [("Omar", "has_pet", "Azuki", START, ASSERTED, None, None)]),
+        ("My sister has a dog called Rex.", [("sister", "has_pet", "Rex", HOLD, ASSERTED, None, None)]),
+        # traps: asked to move, a stay that is a visit, a number of no one's, a question, a phone call
+        ("My boss asked me to move to Berlin.", []),
+        ("We stayed in Kyoto for a week.", []),
+        ("I'm staying in a hotel in Lisbon.", []),
+        ("The number is 0176 5550 3381.", []),
+        ("Should we get a cat called Tom?", []),
+        ("I called him Tom and he hung up.", []),
+        ("We moved to town last year.", []),
+    ],
+)  # fmt: skip
+def test_facts_extraction_reads_a_chats_ways_of_stating_a_change(extractor: Extractor, text: str, expected) -> None:
+    assert statements(extractor, text) == expected
+
+
 def test_facts_extraction_drops_the_raw_relations_of_what_states_nothing(extractor: Extractor) -> None:
     """A question or a condition is no fact: no relation between its entities is kept."""
     for text in ("Should I move to Oslo?", "If we move to Ghent, I'll need a bike."):
@@ -341,6 +386,32 @@ def test_facts_a_new_partner_and_home_stated_in_other_words_are_current(manager:
     hit = manager.search("Who is Tom's partner now?", namespace="tom", k=1)[0]
     alice = next(r for r in hit.relations if r.state == "partner_of" and r.target.name == "Alice")
     assert (alice.status, alice.valid_from) == (CURRENT, datetime(2024, 9, 1, tzinfo=UTC))
+
+
+KENJI = [
+    ("k1", "Kenji", "2024-03-02T20:00:00", "Hi, I'm Kenji. I live in Sapporo with my shiba Momo."),
+    ("k2", "Kenji", "2024-06-08T18:00:00", "We're moving to Osaka on 15 July!"),
+    ("k3", "assistant", "2024-06-08T18:01:00", "Osaka has wonderful food."),
+    ("k4", "Kenji", "2024-07-02T19:00:00", "Change of plans: I'm not moving to Osaka after all. Staying in Sapporo."),
+    ("k5", "Kenji", "2025-03-14T09:00:00", "Sad week. Momo died on Monday, she was 14."),
+    ("k6", "Kenji", "2025-09-20T10:00:00", "We brought home a rescue puppy yesterday and named her Azuki."),
+]  # fmt: skip
+
+
+def test_facts_a_move_called_off_by_its_negation_and_a_new_pet(manager: MemoryManager) -> None:
+    """ "Not moving to Osaka after all" cancels the dated plan (staying is where he lives); the
+    puppy named later is the dog now, the shiba before it."""
+    add(manager, KENJI, "kenji")
+    for question in ("Where does Kenji live now?", "Where did Kenji live in August 2024?"):
+        ranked = top(manager, question, "kenji")
+        assert ranked[0] in ("k1", "k4"), ranked
+        assert "k2" not in ranked or ranked.index("k4") < ranked.index("k2"), ranked
+    assert top(manager, "What is Kenji's dog called now?", "kenji")[0] == "k6"
+    hit = manager.search("Where does Kenji live now?", namespace="kenji", k=5)
+    osaka = [r for h in hit for r in h.relations if r.state == "lives_in" and r.target.name == "Osaka"]
+    assert osaka and all(r.status == CANCELLED for r in osaka)
+    dogs = {r.target.name: r.status for h in hit for r in h.relations if r.state == "has_pet"}
+    assert dogs.get("Momo") in (None, FORMER) and "Osaka" not in dogs
 
 
 def test_facts_the_entity_shows_current_facts_first_and_former_ones_with_their_dates(manager: MemoryManager) -> None:
