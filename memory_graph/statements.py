@@ -57,8 +57,9 @@ _CHANGE_NOUNS = {"move": "lives_in", "relocation": "lives_in", "apartment": "liv
 _HOMES = frozenset(
     {"house", "flat", "apartment", "home", "place", "studio", "condo", "townhouse", "cottage", "loft", "room"}
 )
+# "close" is on a house bought ("we closed on the house in Rabat").
 _HOME_VERBS = {"buy": START, "rent": START, "move": START, "find": START, "get": START, "sign": START,
-               "close": START, "sell": END, "leave": END}  # fmt: skip  # "close": on a house bought
+               "close": START, "sell": END, "leave": END}  # fmt: skip
 # Employers and schools taking someone on: "Kestrel brought me on", "KTH admitted me".
 _TAKING_ON = {"hire": "works_at", "employ": "works_at", "bring on": "works_at", "take on": "works_at",
               "recruit": "works_at", "admit": "studies_at", "accept": "studies_at"}  # fmt: skip
@@ -589,12 +590,12 @@ def _taking_on(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Itera
 
 
 def _having(doc: Sentence, verb: Token, states: Mapping[str, State]) -> Iterator[Found]:
-    """ "I have a new boyfriend, Ahmed", "we have a dog called Rex": the subject holds the value
-    the state's noun is named as (a new one starts)."""
+    """ "I have a new boyfriend, Ahmed", "I have a girlfriend called Sara": the subject holds the
+    value the state's noun is named as (a new one starts). Pets are :func:`_pets`' to read."""
     for noun in (c for c in verb.children if c.dep_ in ("obj", "dobj")):
         lemma = noun.lemma_.lower()
         for state in states.values():
-            if lemma not in state.nouns:
+            if lemma not in state.nouns or state.name == "has_pet":
                 continue
             values = [i for i in _names_of(doc, noun) if _value(doc.entities[i], state)]
             if not values:
@@ -659,7 +660,7 @@ def _pets(doc: Sentence, sent: Span, states: Mapping[str, State]) -> Iterator[Fo
             continue
         new = any(c.lower_ == "new" for c in noun.children)
         starts = verb is not None and verb.lemma_.lower() in _PET_STARTS
-        role = START if starts or new else PAST if change == PAST and verb is not None else HOLD
+        role = START if starts or new else PAST if change == PAST else HOLD
         for holder in holders:
             for name in names:
                 key = (doc.entities[holder].key, doc.entities[name].key)
